@@ -1,0 +1,169 @@
+"""Configuration schema: the default values of every key, per training script.
+
+The defaults follow the "default" column of the official configuration (spec §2.1). An experiment YAML may only
+override keys that exist here (see :mod:`lib.config.loader`). ``fartrack`` and ``fartrack_distill`` share identical
+defaults; ``fartrack_sparse`` adds the sequence-level keys listed in :func:`_sparse_defaults`.
+
+Every official key is present, including those the official code never reads, so that the official YAML files load
+unchanged. Keys marked ``ignored`` below are read by no official code path (spec §2.2); keys marked ``unused`` are not
+named by spec §2.2 at all and are presumably leftovers of the ARTrack / OSTrack code base. Keys marked ``project`` are
+ours, not official.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+# The ViT-Tiny blocks ``blocks.0..11`` hard-wired in the official backbone (extension blocks come on top).
+NUM_BASE_BLOCKS = 12
+
+
+def _base_defaults() -> dict[str, Any]:
+    """Fresh defaults shared by all scripts (the ``fartrack`` / ``fartrack_distill`` schema)."""
+    return {
+        "MODEL": {
+            "PRETRAIN_FILE": "mae_pretrain_vit_base.pth",  # MAE weights, resolved under <repo>/pretrained_models/
+            "PRETRAIN_PTH": "",  # checkpoint of the previous stage ("" = none)
+            "EXTRA_MERGER": False,  # ignored
+            "RETURN_INTER": False,
+            "RETURN_STAGES": [2, 5, 8, 11],  # ignored
+            "BINS": 400,  # quantisation bins per unit of normalised coordinate
+            "RANGE": 2,  # coordinate range in units (vocabulary = BINS * RANGE + 5)
+            "EXTENSION": 3,  # extension blocks after blocks.0..11
+            "ENCODER_LAYER": 3,  # ignored
+            "DECODER_LAYER": 6,  # ignored
+            "NUM_HEADS": 12,  # ignored (ViT-Tiny's 3 heads are hard-wired)
+            "MLP_RATIO": 4.0,  # ignored
+            "QKV_BIAS": True,  # ignored
+            "DROP_RATE": 0.1,  # ignored (dropout is 0 everywhere)
+            "ATTN_DROP": 0.0,  # ignored
+            "DROP_PATH": 0.0,  # ignored (TRAIN.DROP_PATH_RATE is used instead)
+            # project: number of transformer layers run, the first DEPTH of blocks.0..11 then extension.0..;
+            # Tiny / Nano / Pico = 15 / 10 / 6. Must satisfy 1 <= DEPTH <= 12 + EXTENSION.
+            "DEPTH": 15,
+            "SPARSE": {
+                # project: fraction of the 49 tokens of template slots 0..3 pruned once per sequence in stage-3
+                # training (official: int(49 * 0.25) = 12 tokens).
+                "TRAIN_PRUNE_RATIO": 0.25,
+                # project: fraction of the newest template's tokens pruned at inference (official: 12 of 49, i.e.
+                # 37/49 ~ 75 % retention); 0.0 keeps every token. Harmless for the dense scripts.
+                "TEST_PRUNE_RATIO": 0.25,
+            },
+            "BACKBONE": {
+                "TYPE": "vit_base_patch16_224",  # must be vit_tiny_patch16_224 in a loaded config (width 192)
+                "STRIDE": 16,  # patch size of the patch embedding
+                "CAT_MODE": "direct",
+                "SEP_SEG": False,
+                "ADD_CLS_TOKEN": False,  # unused
+                "MID_PE": False,  # unused
+                "CE_LOC": [],  # ignored
+                "CE_KEEP_RATIO": [],  # ignored
+                "CE_TEMPLATE_RANGE": "ALL",  # ignored
+                "CLS_TOKEN_USE_MODE": "ignore",  # unused
+                "MERGE_LAYER": 0,  # unused
+            },
+            "HEAD": {
+                "TYPE": "PIX",  # ignored (the output head is the tied word embedding)
+                "NUM_CHANNELS": 1024,  # ignored
+            },
+        },
+        "TRAIN": {
+            "LR": 1e-4,
+            "WEIGHT_DECAY": 1e-4,
+            "EPOCH": 500,
+            "LR_DROP_EPOCH": 400,
+            "BATCH_SIZE": 16,  # per GPU
+            "NUM_WORKER": 10,
+            "OPTIMIZER": "ADAMW",
+            "BACKBONE_MULTIPLIER": 0.1,
+            "GIOU_WEIGHT": 2.0,
+            "L1_WEIGHT": 5.0,
+            "SCORE_WEIGHT": 0.0,  # ignored
+            "FREEZE_LAYERS": [0],  # ignored
+            "PRINT_INTERVAL": 50,
+            "VAL_EPOCH_INTERVAL": 20,
+            "GRAD_CLIP_NORM": 0.1,  # frame-level trainers only
+            "AMP": False,
+            "DROP_PATH_RATE": 0.1,
+            "CE_START_EPOCH": 20,  # ignored
+            "CE_WARM_EPOCH": 80,  # ignored
+            "SCHEDULER": {
+                "TYPE": "step",
+                "DECAY_RATE": 0.1,  # ignored (the official StepLR always uses gamma 0.1)
+            },
+        },
+        "DATA": {
+            "SAMPLER_MODE": "causal",  # only 'causal' is meaningful
+            "MEAN": [0.485, 0.456, 0.406],
+            "STD": [0.229, 0.224, 0.225],
+            "MAX_SAMPLE_INTERVAL": 200,
+            "TRAIN": {
+                "DATASETS_NAME": ["LASOT", "GOT10K_vottrain"],
+                "DATASETS_RATIO": [1, 1],
+                "SAMPLE_PER_EPOCH": 60000,
+            },
+            "VAL": {  # ignored by the sequence-level (sparse) trainer
+                "DATASETS_NAME": ["GOT10K_votval"],
+                "DATASETS_RATIO": [1],
+                "SAMPLE_PER_EPOCH": 10000,
+            },
+            "SEARCH": {
+                "SIZE": 256,
+                "FACTOR": 5.0,
+                "CENTER_JITTER": 4.5,
+                "SCALE_JITTER": 0.5,
+                "NUMBER": 1,  # search frames per sample (sequence length in stage 3)
+            },
+            "TEMPLATE": {
+                "NUMBER": 1,
+                "SIZE": 128,
+                "FACTOR": 2.0,
+                "CENTER_JITTER": 0.0,  # official default is the int 0; float so fractional jitters are accepted
+                "SCALE_JITTER": 0.0,  # idem
+            },
+        },
+        "TEST": {
+            "TEMPLATE_FACTOR": 2.0,
+            "TEMPLATE_SIZE": 128,
+            "SEARCH_FACTOR": 5.0,
+            "SEARCH_SIZE": 256,
+            "EPOCH": 500,  # checkpoint epoch the tracker loads
+        },
+    }
+
+
+def _sparse_defaults() -> dict[str, Any]:
+    """Fresh ``fartrack_sparse`` defaults: the shared base plus the sequence-level keys."""
+    cfg = _base_defaults()
+    model, data = cfg["MODEL"], cfg["DATA"]
+    model["PRENUM"] = 7  # previous boxes per sequence step (rows of an embedding the forward never uses)
+    model["BACKBONE"]["PATCHSIZE"] = 16
+    model["DECODER"] = {  # ignored (ARTrackV2 leftover)
+        "TYPE": "mask",
+        "MASK_RATIO": 0.75,
+        "EMBEDDIM": 512,
+        "DEPTH": 8,
+        "NUMHEADS": 16,
+        "MLPRATIO": 4.0,
+    }
+    data["MAX_GAP"] = 300
+    data["MAX_INTERVAL"] = 5  # only read by a never-taken random-interval branch
+    data["INTERVAL_PROB"] = 0.0
+    data["TEMP"] = 2  # ignored
+    cfg["TRAIN"]["SCORE_WEIGHT"] = 1.0  # ignored
+    return cfg
+
+
+_DEFAULTS: dict[str, Callable[[], dict[str, Any]]] = {
+    "fartrack": _base_defaults,
+    "fartrack_distill": _base_defaults,
+    "fartrack_sparse": _sparse_defaults,
+}
+
+SCRIPTS: tuple[str, ...] = tuple(_DEFAULTS)
+
+
+def get_defaults(script: str) -> dict[str, Any]:
+    """Return a fresh nested dict with the defaults of ``script`` (one of :data:`SCRIPTS`)."""
+    if script not in _DEFAULTS:
+        raise ValueError(f"unknown script {script!r}; expected one of {', '.join(SCRIPTS)}")
+    return _DEFAULTS[script]()

@@ -1,0 +1,47 @@
+"""Pure box helpers.
+
+Tensor conversions accept any leading shape ``(..., 4)``.  Formats: ``xyxy`` (corners), ``xywh`` (top-left corner,
+width, height) and ``cxcywh`` (centre, width, height).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor
+from torchvision.ops import box_convert
+
+
+def box_xywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """(x, y, w, h) -> (x1, y1, x2, y2) with x2 = x + w, y2 = y + h."""
+    return box_convert(boxes, "xywh", "xyxy")
+
+
+def box_xyxy_to_xywh(boxes: Tensor) -> Tensor:
+    """(x1, y1, x2, y2) -> (x1, y1, x2 - x1, y2 - y1)."""
+    return box_convert(boxes, "xyxy", "xywh")
+
+
+def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """(cx, cy, w, h) -> (cx - w/2, cy - h/2, cx + w/2, cy + h/2)."""
+    return box_convert(boxes, "cxcywh", "xyxy")
+
+
+def box_xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
+    """(x1, y1, x2, y2) -> ((x1 + x2)/2, (y1 + y2)/2, x2 - x1, y2 - y1)."""
+    return box_convert(boxes, "xyxy", "cxcywh")
+
+
+def clip_box(box_xywh: Sequence[float], H: float, W: float, margin: float = 10) -> list[float]:
+    """Clip a tracker state box (x, y, w, h) to an H x W image, as the official trackers do after every frame.
+
+    x1 is clamped to [0, W - margin] and x2 = x1 + w (computed before clamping) to [margin, W], likewise in y;
+    the returned size is w = max(margin, x2 - x1), h = max(margin, y2 - y1), so the box keeps at least ``margin``
+    pixels of extent and stays inside the image.  Python floats in, a new list of 4 floats out.
+    """
+    x1, y1, w, h = (float(v) for v in box_xywh)
+    x2, y2 = x1 + w, y1 + h
+    x1 = min(max(0.0, x1), W - margin)
+    x2 = min(max(float(margin), x2), W)
+    y1 = min(max(0.0, y1), H - margin)
+    y2 = min(max(float(margin), y2), H)
+    return [x1, y1, max(float(margin), x2 - x1), max(float(margin), y2 - y1)]

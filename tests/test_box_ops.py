@@ -1,0 +1,29 @@
+"""Box conversions and the tracker's clip_box (spec section 7.2, step 6)."""
+import torch
+
+from lib.utils.box_ops import box_cxcywh_to_xyxy, box_xywh_to_xyxy, box_xyxy_to_cxcywh, box_xyxy_to_xywh, clip_box
+
+
+def test_conversions_round_trip_with_leading_dims():
+    xywh = torch.tensor([[[10.0, 20.0, 30.0, 40.0]], [[0.0, 0.0, 1.0, 2.0]]])
+    xyxy = box_xywh_to_xyxy(xywh)
+    assert xyxy.shape == (2, 1, 4)
+    assert xyxy[0, 0].tolist() == [10.0, 20.0, 40.0, 60.0]
+    assert torch.equal(box_xyxy_to_xywh(xyxy), xywh)
+    assert box_xyxy_to_cxcywh(xyxy)[0, 0].tolist() == [25.0, 40.0, 30.0, 40.0]
+    assert torch.equal(box_cxcywh_to_xyxy(box_xyxy_to_cxcywh(xyxy)), xyxy)
+
+
+def test_clip_box_inside_is_unchanged():
+    assert clip_box([10.0, 20.0, 30.0, 40.0], H=100, W=200) == [10.0, 20.0, 30.0, 40.0]
+
+
+def test_clip_box_clamps_corners_and_keeps_margin():
+    # x2 = 250 -> 200, y1 = -5 -> 0
+    assert clip_box([150.0, -5.0, 100.0, 50.0], H=100, W=200) == [150.0, 0.0, 50.0, 45.0]
+    # box completely right of / below the image: x1 -> W - 10, x2 -> W, size margin
+    assert clip_box([500.0, 300.0, 20.0, 20.0], H=100, W=200) == [190.0, 90.0, 10.0, 10.0]
+    # tiny box at the origin: x2 raised to the margin
+    assert clip_box([0.0, 0.0, 2.0, 3.0], H=100, W=200) == [0.0, 0.0, 10.0, 10.0]
+    # inverted box (x2 < x1) gets width margin
+    assert clip_box([50.0, 50.0, -20.0, 5.0], H=100, W=200, margin=4) == [50.0, 50.0, 4.0, 5.0]
