@@ -241,3 +241,19 @@ def test_every_experiment_builds_and_trains_one_step(yaml_path):
     if family == "fartrack_sparse":
         assert grads[f"{last_layer}.masknorm1.norm.weight"].abs().sum() > 0
         assert grads[f"{last_layer}.norm1.weight"] is None  # norm1/norm2 are not used by the sparse forward
+
+
+@pytest.mark.parametrize("depth", [15, 10, 6])
+def test_mac_count_matches_analytic_linear_layer_count(depth):
+    from lib.models.fartrack.complexity import count_macs, paper_param_count
+
+    net = build_network(load_config("fartrack_sparse", "fartrack_sparse_224_full"), depth=depth)
+    per_token_per_block = 192 * 576 + 192 * 192 + 192 * 768 + 768 * 192  # qkv, proj, fc1, fc2 = 442,368
+    patch_embed = 441 * 16 * 16 * 3 * 192  # 5 * 49 + 196 patches
+    head = 4 * 192 * 605
+    for kept, tokens in ((None, 445), ([37, 37, 37, 37, 49], 397)):
+        macs = count_macs(net, kept)
+        assert macs.tokens == tokens
+        assert macs.projection_macs == tokens * per_token_per_block * depth + patch_embed + head
+        assert macs.attention_macs == 2 * 3 * tokens * tokens * 64 * depth  # q k^T and attn v, 3 heads of 64
+    assert paper_param_count(net) == count_block_params(net.state_dict(), depth)
