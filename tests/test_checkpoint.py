@@ -67,7 +67,7 @@ OFFICIAL_MODULES = {
 @contextlib.contextmanager
 def official_modules_registered(extra: dict[str, type] | None = None) -> Iterator[None]:
     """Register the fake official modules in sys.modules (for pickling only), removing them afterwards."""
-    names = dict(OFFICIAL_MODULES)
+    names = {module: dict(classes) for module, classes in OFFICIAL_MODULES.items()}  # never mutate the shared table
     for cls in (extra or {}).values():
         names.setdefault(cls.__module__, {})[cls.__qualname__] = cls
     saved = {name: sys.modules.get(name) for name in names}
