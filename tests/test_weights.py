@@ -169,3 +169,22 @@ def test_mae_weights_with_wrong_shapes_are_refused(tmp_path):
     net = build_network(load_config("fartrack", "fartrack_tiny_224_full"))
     with pytest.raises(CheckpointError, match="pos_embed"):
         load_mae_weights(net, tmp_path / "mae.pth")
+
+
+def test_check_checkpoint_cli_reports_and_fails_clearly(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "tracking" / "check_checkpoint.py"
+    good = official_checkpoint(make_net("fartrack_distill", seed=10), tmp_path / "FARTrackDistill_ep0435.pth.tar")
+    run = subprocess.run([sys.executable, str(script), str(good), "--script", "fartrack_sparse"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "net_type: FARTrackDistill" in run.stdout and "lib.train.admin.settings.Settings" in run.stdout
+    assert "loads into FARTrackSparse" in run.stdout
+    marker = tmp_path / "pwned"
+    torch.save({"net": {}, "settings": _Payload(marker)}, tmp_path / "evil.pth.tar")
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "evil.pth.tar")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "refused" in run.stderr and not marker.exists()
