@@ -1,0 +1,166 @@
+"""Online FARTrack trackers for the three families, equivalent to the official ones (spec section 7).
+
+pytracking contract, RGB uint8 frames:
+
+    tracker.initialize(image, {"init_bbox": [x, y, w, h]})
+    out = tracker.track(image)   # {"target_bbox": [x, y, w, h], "best_score": float}
+
+Per frame: crop the search region (factor 4, 224) around the current box; run the network on the 5 template slots
+and the crop; decode the four coordinate tokens (family-specific, see ``DECODES``); map the box back to the image and
+clip it (``clip_box``, margin 10); crop a new template (factor 2, 112) around it and store it; refill the slots
+(``template_memory``). The sparse family also stores, with each template, the keep-mask the network computed when
+that template was the newest, and prunes the template tokens with it whenever the template is in a slot.
+
+``best_score`` is ours (the official trackers return none): the mean over the four coordinates of the largest
+softmax probability over the vocabulary, i.e. the mean confidence of the greedy tokens, in [0, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lib.models.fartrack.network import FARTrackNetwork
+from lib.test.tracker.template_memory import oldest_needed, slot_indices
+from lib.utils.box_ops import clip_box
+from lib.utils.crop import sample_target
+from lib.utils.tokens import decode_argmax_plain, decode_sparse_tracker, greedy_tokens
+
+
+def decode_plain(logits: Tensor, bins: int, value_range: int) -> Tensor:
+    """fartrack / distill trackers: greedy token over all ids, c = token / (bins - 1) - 0.5."""
+    tokens, _ = greedy_tokens(logits)
+    return decode_argmax_plain(tokens, bins, value_range)
+
+
+#: Family -> (decode of (B, 4, V) logits to normalised x1 y1 x2 y2, early-frame template schedule).
+FAMILY_POLICIES: dict[str, tuple[Callable[[Tensor, int, int], Tensor], str]] = {
+    "fartrack": (decode_plain, "mode1"),
+    "fartrack_distill": (decode_plain, "distill"),
+    "fartrack_sparse": (decode_sparse_tracker, "mode1"),
+}
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    """Test-time sizes (``cfg.TEST``) and normalisation (``cfg.DATA``)."""
+
+    template_factor: float = 2.0
+    template_size: int = 112
+    search_factor: float = 4.0
+    search_size: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    template_sampling: str = "exponential"
+    clip_margin: int = 10
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "TrackerParams":
+        test = cfg.TEST
+        return cls(template_factor=test.TEMPLATE_FACTOR, template_size=test.TEMPLATE_SIZE,
+                   search_factor=test.SEARCH_FACTOR, search_size=test.SEARCH_SIZE,
+                   mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD))
+
+
+class FARTrackTracker:
+    """One tracker for every family; the network's family selects the decode, schedule and pruning."""
+
+    def __init__(self, net: FARTrackNetwork, params: TrackerParams = TrackerParams(),
+                 device: Optional[torch.device | str] = None) -> None:
+        self.net = net.eval()
+        self.params = params
+        self.device = torch.device(device) if device is not None else next(net.parameters()).device
+        self.decode, self.early_schedule = FAMILY_POLICIES[net.family]
+        self.sparse = net.family == "fartrack_sparse"
+        self.num_slots = net.spec.num_templates
+        shape = (1, 3, 1, 1)
+        self.mean = torch.tensor(params.mean, dtype=torch.float32, device=self.device).view(shape)
+        self.std = torch.tensor(params.std, dtype=torch.float32, device=self.device).view(shape)
+        self.state: list[float] = []
+        self.frame_id = 0
+        # stored index -> template crop (uint8) and, sparse only, its keep-mask
+        self.templates: dict[int, np.ndarray] = {}
+        self.template_masks: dict[int, Tensor] = {}
+        self.num_stored = 0
+        self.slots: list[int] = []
+
+    # ------------------------------------------------------------------ helpers
+    def preprocess(self, crop: np.ndarray) -> Tensor:
+        """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32, /255, ImageNet-normalised (official Preprocessor)."""
+        tensor = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device).float().permute(2, 0, 1).unsqueeze(0)
+        return (tensor / 255.0 - self.mean) / self.std
+
+    def _store_template(self, image: np.ndarray, box: Sequence[float]) -> None:
+        crop, _ = sample_target(image, box, self.params.template_factor, self.params.template_size)
+        self.templates[self.num_stored] = crop
+        self.num_stored += 1
+        self.slots = slot_indices(self.num_stored, self.num_slots, self.early_schedule, self.params.template_sampling)
+        # Forget templates no later frame can select (slot indices never decrease); keeps memory bounded by use.
+        keep_from = oldest_needed(self.num_stored, self.num_slots, self.params.template_sampling)
+        for index in [i for i in self.templates if 0 < i < keep_from]:
+            del self.templates[index]
+            self.template_masks.pop(index, None)
+
+    def _slot_inputs(self) -> tuple[Tensor, Optional[Tensor]]:
+        templates = torch.cat([self.preprocess(self.templates[i]) for i in self.slots]).unsqueeze(0)
+        if not self.sparse:
+            return templates, None
+        tokens = self.net.spec.tokens_per_template
+        keep = torch.stack([
+            self.template_masks.get(i, torch.ones(tokens, dtype=torch.bool, device=self.device)) for i in self.slots
+        ]).unsqueeze(0)
+        return templates, keep
+
+    # ------------------------------------------------------------------ pytracking contract
+    def initialize(self, image: np.ndarray, info: dict) -> dict:
+        box = [float(v) for v in info["init_bbox"]]
+        if len(box) != 4 or not all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+            raise ValueError(f"initial box must be [x, y, w, h] with positive finite w and h, got {info['init_bbox']}")
+        self.templates.clear()
+        self.template_masks.clear()
+        self.num_stored = 0
+        self.frame_id = 0
+        self._store_template(image, box)
+        self.state = box
+        return {"target_bbox": list(box)}
+
+    @torch.no_grad()
+    def track(self, image: np.ndarray, info: Optional[dict] = None) -> dict:
+        """Track one frame (``info`` is part of the pytracking signature and not used)."""
+        height, width = image.shape[:2]
+        self.frame_id += 1
+        params = self.params
+        crop, resize_factor = sample_target(image, self.state, params.search_factor, params.search_size)
+        search = self.preprocess(crop)
+        templates, keep = self._slot_inputs()
+        out = self.net(templates, search, template_keep=keep)
+        logits = out["logits"]
+        spec = self.net.spec
+        box = self.decode(logits, spec.bins, spec.value_range).view(-1, 4).mean(dim=0)  # x1 y1 x2 y2, crop units
+        pred = (self._official_cxcywh(box) * params.search_size / resize_factor).tolist()
+        self.state = clip_box(self._map_box_back(pred, resize_factor), height, width, margin=params.clip_margin)
+        if self.sparse:
+            # The mask belongs to the template that sat in the newest slot during this forward.
+            self.template_masks.setdefault(self.slots[-1], out["template_keep"][0])
+        self._store_template(image, self.state)
+        confidence = logits.softmax(dim=-1).amax(dim=-1).mean().item()
+        return {"target_bbox": list(self.state), "best_score": confidence}
+
+    @staticmethod
+    def _official_cxcywh(box: Tensor) -> Tensor:
+        """x1 y1 x2 y2 -> cx cy w h with the official float32 operation order (w = x2 - x1, cx = x1 + w / 2)."""
+        w, h = box[2] - box[0], box[3] - box[1]
+        return torch.stack([box[0] + w / 2, box[1] + h / 2, w, h])
+
+    def _map_box_back(self, pred_cxcywh: list[float], resize_factor: float) -> list[float]:
+        """Crop-centred box -> image box, relative to the centre of the previous state."""
+        cx_prev = self.state[0] + 0.5 * self.state[2]
+        cy_prev = self.state[1] + 0.5 * self.state[3]
+        cx, cy, w, h = pred_cxcywh
+        half_side = 0.5 * self.params.search_size / resize_factor
+        cx_real = cx + (cx_prev - half_side)
+        cy_real = cy + (cy_prev - half_side)
+        return [cx_real - 0.5 * w, cy_real - 0.5 * h, w, h]
