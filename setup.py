@@ -11,6 +11,7 @@ setup(
     description="Faithful, fast re-implementation of FARTrack (ICLR 2026)",
     python_requires=">=3.10",
     packages=find_packages(include=["lib", "lib.*"]),
+    package_data={"lib.test.evaluation": ["lists/*.json"], "lib.train": ["data_specs/*.txt"]},
     install_requires=[
         "torch==2.14.1",
         "torchvision==0.29.2",
@@ -26,7 +27,7 @@ setup(
         "tensorboard>=2.14",
     ],
     extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6.100"],
+        "dev": ["pytest>=8", "hypothesis>=6.100", "got10k==0.1.3", "six"],  # got10k (test oracle) imports six
         "jpeg": ["jpeg4py>=0.1.4"],
         "wandb": ["wandb>=0.16"],
     },

@@ -1,0 +1,1 @@
+"""Benchmark datasets, paths and the test runner."""
