@@ -1,0 +1,1 @@
+"""Offline analysis of tracking results: pytracking-convention and GOT-10k-protocol metrics, reports, plots."""
