@@ -125,6 +125,13 @@ def _write_got10k_sequence(folder: Path, num_frames: int, seed: int, first_row_o
     for i, box in enumerate(boxes, start=1):
         write_frame(folder / f"{i:08d}.jpg", box, seed=1000 * seed + i)
     write_boxes(folder / "groundtruth.txt", boxes[:1] if first_row_only else boxes)
+    if not first_row_only:  # the official train/val annotations: visible ratio class, absence, resolution
+        cover = [8] * num_frames
+        cover[-1] = 0  # the last frame is absent
+        (folder / "cover.label").write_text("\n".join(map(str, cover)) + "\n")
+        (folder / "absence.label").write_text("\n".join("1" if c == 0 else "0" for c in cover) + "\n")
+    (folder / "meta_info.ini").write_text(
+        f"[METAINFO]\nobject_class: thing\nresolution: ({IMAGE_WIDTH}, {IMAGE_HEIGHT})\n")
 
 
 def write_got10k(root: Path, num_sequences: int = 2, num_frames: int = 6, ltrval_sequences: int = 2) -> Path:

@@ -93,3 +93,35 @@ def test_clear_errors_for_missing_dataset_checkpoint_and_broken_frames(workspace
     run = run_test_script(["fartrack_sparse", "fartrack_sparse_224_full", "--dataset", "got10k_val",
                            "--checkpoint", str(checkpoint)], broken_data, tmp_path / "output")
     assert run.returncode == 1 and "failed" in run.stderr and "cannot read image" in run.stderr
+
+
+def run_tool(relative: str, args, data_dir: Path, save_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FARTRACK_DATA_DIR": str(data_dir), "FARTRACK_SAVE_DIR": str(save_dir),
+           "FARTRACK_TEST_LOCAL_FILE": str(save_dir / "no_local_file.py")}
+    return subprocess.run([sys.executable, str(ROOT / relative), *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_pipeline_test_then_analysis_then_packaging(workspace, tmp_path):
+    import json
+    import zipfile
+
+    data, save = workspace
+    tracker = ["--tracker", "fartrack_sparse:fartrack_sparse_224_full"]
+    run = run_test_script(["fartrack_sparse", "fartrack_sparse_224_full", "--dataset", "got10k_val"], data, save)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "scores.json"
+    run = run_tool("tracking/analysis_results.py", [*tracker, "--dataset", "got10k_val", "--out", str(out)], data, save)
+    assert run.returncode == 0, run.stderr
+    scores = json.loads(out.read_text())["trackers"]["fartrack_sparse:fartrack_sparse_224_full"]
+    assert set(scores["overall"]) == {"AUC", "OP50", "OP75", "Precision", "NormPrecision", "AO", "SR50", "SR75"}
+    assert len(scores["per_sequence"]) == 2 and "| AUC" in run.stdout.replace("|AUC", "| AUC")
+
+    run = run_test_script(["fartrack_sparse", "fartrack_sparse_224_full", "--dataset", "got10k_test"], data, save)
+    assert run.returncode == 0, run.stderr
+    run = run_tool("lib/test/utils/transform_got10k.py", ["--tracker_name", "fartrack_sparse", "--cfg_name",
+                   "fartrack_sparse_224_full", "--out_dir", str(tmp_path)], data, save)
+    assert run.returncode == 0, run.stderr
+    with zipfile.ZipFile(tmp_path / "got10k_submit.zip") as archive:
+        names = archive.namelist()
+    assert any(n.endswith("_001.txt") for n in names) and any(n.endswith("_time.txt") for n in names)
