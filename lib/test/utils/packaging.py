@@ -9,9 +9,11 @@ The raw results are never modified or deleted (the official scripts delete them 
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,3 +208,22 @@ def validate_zip(spec: Submission, zip_path: Path, frames: Optional[dict[str, in
     if problems:
         raise SubmissionError(f"{zip_path}: " + "; ".join(problems))
     return sequences
+
+
+def run_cli(submission: "Submission", description: str, argv=None) -> int:
+    """Command line shared by the official packaging scripts (``--tracker_name --cfg_name [--results_path]
+    [--out_dir]``); exit status 1 with the reason when validation fails."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--tracker_name", required=True)
+    parser.add_argument("--cfg_name", required=True)
+    parser.add_argument("--results_path", type=Path, help="override the results root of the environment")
+    parser.add_argument("--out_dir", type=Path, help=f"where to write {submission.zip_name}")
+    args = parser.parse_args(argv)
+    try:
+        path = package(submission, args.tracker_name, args.cfg_name, args.results_path, args.out_dir)
+    except SubmissionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0

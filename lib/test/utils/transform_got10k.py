@@ -12,8 +12,6 @@ script, the raw results are kept and no ``got10k.zip`` copy of them is made.
 """
 from __future__ import annotations
 
-import argparse
-import logging
 import re
 import sys
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Optional
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from lib.test.utils.packaging import Submission, SubmissionError, package  # noqa: E402
+from lib.test.utils.packaging import Submission, package, run_cli  # noqa: E402
 
 
 def _members(seq: str, rows: str, time_text: Optional[str]) -> dict[str, str]:
@@ -42,20 +40,7 @@ def transform_got10k(tracker_name: str, cfg_name: str, results_path: Optional[Pa
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    parser = argparse.ArgumentParser(description="Package GOT-10k test results for the evaluation server.")
-    parser.add_argument("--tracker_name", required=True)
-    parser.add_argument("--cfg_name", required=True)
-    parser.add_argument("--results_path", type=Path, help="override the results root of the environment")
-    parser.add_argument("--out_dir", type=Path, help="where to write got10k_submit.zip")
-    args = parser.parse_args(argv)
-    try:
-        path = transform_got10k(args.tracker_name, args.cfg_name, args.results_path, args.out_dir)
-    except SubmissionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {path}")
-    return 0
+    return run_cli(GOT10K_SUBMISSION, "Package GOT-10k test results for the evaluation server.", argv)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ status is 1. Unlike the official script, the raw results are kept.
 """
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Optional
@@ -20,7 +18,7 @@ from typing import Optional
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from lib.test.utils.packaging import Submission, SubmissionError, package  # noqa: E402
+from lib.test.utils.packaging import Submission, package, run_cli  # noqa: E402
 
 
 def _members(seq: str, rows: str, time_text: Optional[str]) -> dict[str, str]:
@@ -39,20 +37,7 @@ def transform_trackingnet(tracker_name: str, cfg_name: str, results_path: Option
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    parser = argparse.ArgumentParser(description="Package TrackingNet test results for the evaluation server.")
-    parser.add_argument("--tracker_name", required=True)
-    parser.add_argument("--cfg_name", required=True)
-    parser.add_argument("--results_path", type=Path, help="override the results root of the environment")
-    parser.add_argument("--out_dir", type=Path, help="where to write trackingnet_submit.zip")
-    args = parser.parse_args(argv)
-    try:
-        path = transform_trackingnet(args.tracker_name, args.cfg_name, args.results_path, args.out_dir)
-    except SubmissionError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"wrote {path}")
-    return 0
+    return run_cli(TRACKINGNET_SUBMISSION, "Package TrackingNet test results for the evaluation server.", argv)
 
 
 if __name__ == "__main__":
