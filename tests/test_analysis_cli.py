@@ -27,17 +27,6 @@ SCRIPT, CONFIG = "fartrack_sparse", "fartrack_sparse_224_full"
 TRACKER = f"{SCRIPT}:{CONFIG}"
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """Only our FARTRACK_* variables: data under tmp/data, results under tmp/save, no local file."""
-    for name in list(os.environ):
-        if name.startswith("FARTRACK_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv(test_env.LOCAL_FILE_ENV, str(tmp_path / "absent_local.py"))
-    monkeypatch.setenv("FARTRACK_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FARTRACK_SAVE_DIR", str(tmp_path / "save"))
-    return test_env.env_settings()
-
 
 def write_result(path: Path, boxes, delimiter="\t") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

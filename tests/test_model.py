@@ -6,17 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.config import load_config
+from lib.config import OFFICIAL_CONFIGS, load_config
 from lib.models.fartrack.network import FAMILIES, build_network
 from lib.models.fartrack.sparsify import training_keep_mask
 from spec_reference import count_block_params, reference_forward
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
-OFFICIAL_CONFIGS = {
-    "fartrack": "fartrack_tiny_224_full",
-    "fartrack_distill": "fartrack_distill_224_full",
-    "fartrack_sparse": "fartrack_sparse_224_full",
-}
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*/*.yaml"))
 
 

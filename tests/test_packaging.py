@@ -1,7 +1,6 @@
 """Submission packaging for the GOT-10k and TrackingNet servers: zip layout, validation, refusals."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import zipfile
@@ -11,7 +10,6 @@ import numpy as np
 import pytest
 
 from benchmark_fixtures import write_got10k, write_trackingnet
-from lib.test.evaluation import environment as test_env
 from lib.test.utils.packaging import SubmissionError, validate_zip
 from lib.test.utils.transform_got10k import GOT10K_SUBMISSION, transform_got10k
 from lib.test.utils.transform_trackingnet import TRACKINGNET_SUBMISSION, transform_trackingnet
@@ -20,16 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 T, C = "fartrack_sparse", "fartrack_sparse_224_full"
 FRAMES = 6
 
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    for name in list(os.environ):
-        if name.startswith("FARTRACK_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv(test_env.LOCAL_FILE_ENV, str(tmp_path / "absent_local.py"))
-    monkeypatch.setenv("FARTRACK_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FARTRACK_SAVE_DIR", str(tmp_path / "save"))
-    return test_env.env_settings()
 
 
 def write_results(folder: Path, name: str, frames: int = FRAMES, time: bool = True) -> Path:

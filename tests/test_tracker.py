@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib.api import load_network
-from lib.config import load_config
+from lib.config import OFFICIAL_CONFIGS, load_config
 from lib.test.evaluation.data import Sequence
 from lib.test.evaluation.running import TrackerSpec, read_rgb, result_paths, run_sequences, track_sequence
 from lib.test.tracker.fartrack import FARTrackTracker, TrackerParams
@@ -19,8 +19,7 @@ from lib.test.tracker.template_memory import oldest_needed, slot_indices
 from lib.utils.crop import CropError, sample_target
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sequences"
-CONFIGS = {"fartrack": "fartrack_tiny_224_full", "fartrack_distill": "fartrack_distill_224_full",
-           "fartrack_sparse": "fartrack_sparse_224_full"}
+CONFIGS = OFFICIAL_CONFIGS
 
 
 def real_sequence(name: str, num_frames: int | None = None) -> Sequence:

@@ -14,7 +14,8 @@ from lib.models.fartrack.network import NET_CLASS_NAMES, build_network
 from lib.models.fartrack.weights import load_mae_weights
 from lib.utils.checkpoint import CheckpointError, save_checkpoint
 from test_checkpoint import OFFICIAL_MODULES, save_as_official
-from test_model import OFFICIAL_CONFIGS, make_inputs, make_net
+from lib.config import OFFICIAL_CONFIGS
+from test_model import make_inputs, make_net
 
 
 def official_checkpoint(net, path, epoch=500):

@@ -14,17 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.config import SCRIPTS, load_config  # noqa: E402
+from lib.config import OFFICIAL_CONFIGS, SCRIPTS, load_config  # noqa: E402
 from lib.models.fartrack.network import NET_CLASS_NAMES, build_network  # noqa: E402
 from lib.models.fartrack.weights import load_network_weights  # noqa: E402
 from lib.utils.checkpoint import CheckpointError, load_checkpoint_file  # noqa: E402
-
-DEFAULT_CONFIGS = {
-    "fartrack": "fartrack_tiny_224_full",
-    "fartrack_distill": "fartrack_distill_224_full",
-    "fartrack_sparse": "fartrack_sparse_224_full",
-}
-
 
 def describe(checkpoint: dict) -> list[str]:
     lines = []
@@ -53,7 +46,7 @@ def main() -> int:
     print("\n".join(describe(checkpoint)))
     saved_family = {name: family for family, name in NET_CLASS_NAMES.items()}.get(checkpoint.get("net_type"))
     script = args.script or saved_family or "fartrack_sparse"
-    net = build_network(load_config(script, args.config or DEFAULT_CONFIGS[script]), depth=args.depth)
+    net = build_network(load_config(script, args.config or OFFICIAL_CONFIGS[script]), depth=args.depth)
     try:
         report = load_network_weights(net, args.checkpoint)
     except CheckpointError as error:

@@ -161,6 +161,13 @@ _DEFAULTS: dict[str, Callable[[], dict[str, Any]]] = {
 
 SCRIPTS: tuple[str, ...] = tuple(_DEFAULTS)
 
+#: The official experiment of each script (``experiments/<script>/<name>.yaml``).
+OFFICIAL_CONFIGS: dict[str, str] = {
+    "fartrack": "fartrack_tiny_224_full",
+    "fartrack_distill": "fartrack_distill_224_full",
+    "fartrack_sparse": "fartrack_sparse_224_full",
+}
+
 
 def get_defaults(script: str) -> dict[str, Any]:
     """Return a fresh nested dict with the defaults of ``script`` (one of :data:`SCRIPTS`)."""

@@ -19,9 +19,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
-from .defaults import NUM_BASE_BLOCKS, SCRIPTS, get_defaults
+from .defaults import NUM_BASE_BLOCKS, OFFICIAL_CONFIGS, SCRIPTS, get_defaults
 
-__all__ = ["SCRIPTS", "EXPERIMENTS_DIR", "Config", "ConfigError", "default_config", "resolve_config_path",
+__all__ = ["SCRIPTS", "OFFICIAL_CONFIGS", "EXPERIMENTS_DIR", "Config", "ConfigError", "default_config", "resolve_config_path",
            "load_config"]
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"

@@ -100,14 +100,16 @@ class TrackerSpec:
 
 def build_tracker(spec: TrackerSpec, device: str):
     """Network from the checkpoint + the family's tracker with the config's test parameters."""
-    from lib.api import load_network
     from lib.config import load_config
+    from lib.models.fartrack.network import build_network
+    from lib.models.fartrack.weights import load_network_weights
     from lib.test.tracker.fartrack import FARTrackTracker, TrackerParams
 
     cfg = load_config(spec.script, spec.config, list(spec.opts))
-    net = load_network(spec.script, spec.config, checkpoint=spec.checkpoint, device=device, depth=spec.depth,
-                       opts=list(spec.opts))
-    return FARTrackTracker(net, TrackerParams.from_config(cfg), device=device)
+    net = build_network(cfg, depth=spec.depth)
+    if spec.checkpoint is not None:
+        load_network_weights(net, spec.checkpoint)
+    return FARTrackTracker(net.to(device), TrackerParams.from_config(cfg))
 
 
 @dataclass

@@ -68,11 +68,10 @@ class TrackerParams:
 class FARTrackTracker:
     """One tracker for every family; the network's family selects the decode, schedule and pruning."""
 
-    def __init__(self, net: FARTrackNetwork, params: TrackerParams = TrackerParams(),
-                 device: Optional[torch.device | str] = None) -> None:
+    def __init__(self, net: FARTrackNetwork, params: TrackerParams = TrackerParams()) -> None:
         self.net = net.eval()
         self.params = params
-        self.device = torch.device(device) if device is not None else next(net.parameters()).device
+        self.device = next(net.parameters()).device  # the tracker works where the network lives
         self.decode, self.early_schedule = FAMILY_POLICIES[net.family]
         self.sparse = net.family == "fartrack_sparse"
         self.num_slots = net.spec.num_templates
