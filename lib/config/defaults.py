@@ -119,6 +119,9 @@ def _base_defaults() -> dict[str, Any]:
                 "FACTOR": 2.0,
                 "CENTER_JITTER": 0.0,  # official default is the int 0; float so fractional jitters are accepted
                 "SCALE_JITTER": 0.0,  # idem
+                # project: template slot order of the frame-level sampler. "official": slot 0 is the base (newest)
+                # frame, then the earlier frames in draw order; "chronological": oldest first, as at inference.
+                "ORDER": "official",
             },
         },
         "TEST": {
@@ -150,6 +153,8 @@ def _sparse_defaults() -> dict[str, Any]:
     data["INTERVAL_PROB"] = 0.0
     data["TEMP"] = 2  # ignored
     cfg["TRAIN"]["SCORE_WEIGHT"] = 1.0  # ignored
+    # project: weight of the CE term of the sequence loss; the official actor forces it to 0 every step.
+    cfg["TRAIN"]["SEQ_CE_WEIGHT"] = 0.0
     return cfg
 
 
