@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
@@ -26,6 +26,8 @@ from lib.train.dataset.base import TrackingDataset, TrainDatasetError
 from lib.train.distributed import DistContext
 
 logger = logging.getLogger(__name__)
+
+DatasetWrapper = Callable[[TrackingDataset], TrackingDataset]
 
 
 def available_cpus() -> int:
@@ -44,12 +46,14 @@ def worker_count(requested: int, ctx: DistContext) -> int:
     return min(requested, cap)
 
 
-def build_datasets(names: list[str], ratios: list[float], env: TrainEnvSettings, use_lmdb: bool, section: str
-                   ) -> list[TrackingDataset]:
+def build_datasets(names: list[str], ratios: list[float], env: TrainEnvSettings, use_lmdb: bool, section: str,
+                   wrap: Optional[DatasetWrapper] = None) -> list[TrackingDataset]:
     if len(names) != len(ratios):
         raise TrainDatasetError(f"{section}.DATASETS_NAME has {len(names)} entries but {section}.DATASETS_RATIO has "
                                 f"{len(ratios)}")
     datasets = [build_dataset(name, env, use_lmdb=use_lmdb) for name in names]
+    if wrap is not None:
+        datasets = [wrap(dataset) for dataset in datasets]
     for name, dataset in zip(names, datasets):
         logger.info("%s: %s with %d sequences", section, name, len(dataset))
     return datasets
@@ -66,13 +70,13 @@ def _loader(dataset: torch.utils.data.Dataset, batch_size: int, workers: int, ct
                       collate_fn=collate, drop_last=training, pin_memory=ctx.device.type == "cuda")
 
 
-def build_loaders(cfg: Any, env: TrainEnvSettings, ctx: DistContext, *, seed: int, use_lmdb: bool = False
-                  ) -> tuple[DataLoader, Optional[DataLoader]]:
-    """(train loader, validation loader or None) of ``cfg.script``."""
+def build_loaders(cfg: Any, env: TrainEnvSettings, ctx: DistContext, *, seed: int, use_lmdb: bool = False,
+                  wrap: Optional[DatasetWrapper] = None) -> tuple[DataLoader, Optional[DataLoader]]:
+    """(train loader, validation loader or None) of ``cfg.script``; ``wrap`` decorates every dataset (profiling)."""
     data, train = cfg.DATA, cfg.TRAIN
     workers = worker_count(train.NUM_WORKER, ctx)
     datasets = build_datasets(list(data.TRAIN.DATASETS_NAME), list(data.TRAIN.DATASETS_RATIO), env, use_lmdb,
-                              "DATA.TRAIN")
+                              "DATA.TRAIN", wrap)
     if cfg.script == "fartrack_sparse":
         sampler = SequenceSampler(datasets, list(data.TRAIN.DATASETS_RATIO), data.TRAIN.SAMPLE_PER_EPOCH,
                                   num_search_frames=data.SEARCH.NUMBER, num_template_frames=data.TEMPLATE.NUMBER,
@@ -91,7 +95,7 @@ def build_loaders(cfg: Any, env: TrainEnvSettings, ctx: DistContext, *, seed: in
     val_loader = None
     if data.VAL.DATASETS_NAME:
         val_datasets = build_datasets(list(data.VAL.DATASETS_NAME), list(data.VAL.DATASETS_RATIO), env, use_lmdb,
-                                      "DATA.VAL")
+                                      "DATA.VAL", wrap)
         # A different seed keeps validation samples distinct from the training ones of the same datasets.
         val_loader = _loader(frame_sampler(data.VAL, seed + 1, val_datasets), train.BATCH_SIZE, workers, ctx, False)
     return train_loader, val_loader
