@@ -150,21 +150,25 @@ def seed_everything(seed: int) -> None:
 
 
 def configure_logging(ctx: DistContext, log_file: Optional[Path]) -> None:
-    """Rank 0 logs INFO to the console and the log file; other ranks only warnings."""
+    """Rank 0 logs INFO to the console and the run's log file; other ranks only warnings.
+
+    Handlers of an earlier run in the same process are replaced, so each run logs to its own file.
+    """
     root = logging.getLogger()
     root.setLevel(logging.INFO if ctx.is_main else logging.WARNING)
-    if not any(getattr(h, "_fartrack", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(f"%(asctime)s [rank {ctx.rank}] %(levelname)s %(message)s",
+    for handler in [h for h in root.handlers if getattr(h, "_fartrack", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers[0].setFormatter(logging.Formatter(f"%(asctime)s [rank {ctx.rank}] %(levelname)s %(message)s",
                                                "%H:%M:%S"))
+    if ctx.is_main and log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file))
+        handlers[1].setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for handler in handlers:
         handler._fartrack = True  # type: ignore[attr-defined]
         root.addHandler(handler)
-        if ctx.is_main and log_file is not None:
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            file_handler = logging.FileHandler(log_file)
-            file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-            file_handler._fartrack = True  # type: ignore[attr-defined]
-            root.addHandler(file_handler)
 
 
 def build_trainer(options: TrainOptions, ctx: DistContext) -> Trainer:
