@@ -94,8 +94,9 @@ def test_stage1_trains_on_every_layout(train_env, tmp_path, datasets, lmdb) -> N
 
 def test_three_stages_chain_without_yaml_edits(train_env, tmp_path) -> None:
     out = tmp_path / "out"
-    stage1 = train("fartrack", out, fast_opts("fartrack", "[LASOT, GOT10K_all, TRACKINGNET, COCO17]"))
-    stage2 = train("fartrack_distill", out, fast_opts("fartrack_distill", depth=6))  # finds stage 1 by itself
+    every_layout = "[LASOT, GOT10K_all, TRACKINGNET, COCO17]"
+    stage1 = train("fartrack", out, fast_opts("fartrack", every_layout))
+    stage2 = train("fartrack_distill", out, fast_opts("fartrack_distill", every_layout, depth=6))  # finds stage 1
     assert stage2.name == "FARTrackDistill_ep0001.pth.tar"
     assert "Loss/kl" in checkpoint_stats(stage2)["1"]["train"]
     # stage 2 started from stage 1: the untouched MAE remnant equals stage 1's

@@ -86,11 +86,15 @@ def measure(script: str, config: str, opts: Sequence[Any] = (), *, samples: int 
 
     sampler.set_epoch(1)
     iterator = iter(loader)
-    first = next(iterator)  # worker start-up is not part of the steady-state rate
+    first = next(iterator)
+    # While the first batch was awaited (worker start-up), the workers prefetched further batches; skip them so the
+    # timed batches are produced at the steady-state rate.
+    prefetched = [next(iterator) for _ in range(loader.num_workers * (loader.prefetch_factor or 0))]
     start = time.perf_counter()
     loaded = [next(iterator) for _ in range(batches)]
     loader_seconds = time.perf_counter() - start
     loader_samples = sum(map(_batch_samples, loaded))
+    loaded = prefetched + loaded
 
     net = build_network(cfg).train()
     actor = build_actor(net, cfg, ctx.device)
