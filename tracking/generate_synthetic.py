@@ -1,0 +1,87 @@
+"""Generate the built-in synthetic datasets (GOT-10k, LaSOT, TrackingNet and COCO 2017 layouts) of the quickstart.
+
+    python tracking/generate_synthetic.py                  # into the data_dir of the path settings (./data)
+    python tracking/generate_synthetic.py --data_dir /tmp/synthetic --difficulty hard --frames 60 --force
+    python tracking/generate_synthetic.py --datasets got10k lasot --got10k_train 200
+
+Re-running with the same parameters does nothing (``<data_dir>/manifest.json``); ``--force`` regenerates. Folders
+of ``data_dir`` that the manifest does not list (real datasets) are never replaced. When ``data_dir`` is not the
+default one, point the settings at it with ``FARTRACK_DATA_DIR=<data_dir>``. Layouts and ground-truth conventions:
+``lib/synthetic/writers.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.synthetic import DATASETS, LEVELS, SyntheticConfig, SyntheticDataError, write_synthetic_data  # noqa: E402
+from lib.train.admin.environment import train_env_settings  # noqa: E402
+from lib.utils.local_paths import LocalFileError  # noqa: E402
+
+# Count options generated from the SyntheticConfig fields named after a dataset (--got10k_train, --lasot_test ...).
+COUNT_FIELDS = [item.name for item in fields(SyntheticConfig) if item.name.split("_")[0] in DATASETS]
+
+
+def _describe(name: str, entry: dict) -> str:
+    state = "skipped (same parameters)" if entry["skipped"] else "generated"
+    if name == "coco":
+        counts = f"{entry['images']} images, {entry['annotations']} objects (+{entry['crowd_annotations']} crowd)"
+    else:
+        splits = ", ".join(f"{split} {entry[split]}" for split in ("train", "val", "test") if split in entry)
+        counts = f"{splits} sequences, {entry['frames']} frames ({entry['absent_frames']} with the target absent)"
+    return f"  {name:<12} {state}: {counts}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = SyntheticConfig()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", type=Path, help="where to write (default: data_dir of the training settings)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--difficulty", default=defaults.difficulty,
+                        help=f"{' / '.join(LEVELS)} or a level in 0..1 (default: %(default)s)")
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS), metavar="NAME",
+                        help=f"datasets to write (default: all): {' '.join(DATASETS)}")
+    parser.add_argument("--frames", type=int, help="frames of every sequence (default: per-split counts below)")
+    parser.add_argument("--image_size", type=int, nargs=2, metavar=("W", "H"), default=list(defaults.image_size))
+    for name in COUNT_FIELDS:
+        parser.add_argument(f"--{name}", type=int, default=getattr(defaults, name), help="(default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="regenerate even when the manifest matches")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+
+    try:
+        settings_dir = train_env_settings().data_dir
+        data_dir = args.data_dir or settings_dir
+        config = SyntheticConfig(seed=args.seed, difficulty=args.difficulty, image_size=tuple(args.image_size),
+                                 **{name: getattr(args, name) for name in COUNT_FIELDS})
+        if args.frames is not None:
+            config = config.with_frames(args.frames)
+        summary = write_synthetic_data(data_dir, config, datasets=args.datasets, force=args.force,
+                                       progress=not args.quiet)
+    except (SyntheticDataError, LocalFileError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+    width, height = config.image_size
+    print(f"synthetic data in {summary['data_dir']} (seed {config.seed}, difficulty {config.difficulty}, "
+          f"{width}x{height}):")
+    for name, entry in summary["datasets"].items():
+        print(_describe(name, entry))
+    if summary["frames"]:
+        print(f"{summary['frames']} frames in {summary['seconds']:.1f} s ({summary['frames_per_second']:.0f} frames/s)")
+    lasot = summary["datasets"].get("lasot")
+    if lasot:
+        print(f"LaSOT test sequences (get_dataset('lasot', sequences=...)): {' '.join(lasot['test_sequences'])}")
+    if Path(summary["data_dir"]) != settings_dir.resolve():
+        print(f"point the path settings at it: export FARTRACK_DATA_DIR={summary['data_dir']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
