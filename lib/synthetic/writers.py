@@ -447,3 +447,31 @@ def hidden_ground_truth(data_dir: Union[str, os.PathLike], dataset: str, sequenc
     if dataset == "trackingnet":
         return Path(data_dir) / "trackingnet" / TRACKINGNET_HIDDEN / "anno" / f"{sequence}.txt"
     raise SyntheticDataError(f"no hidden ground truth for {dataset!r}: use 'got10k_test' or 'trackingnet'")
+
+
+#: Appended to "dataset not found" errors: how to get data when none is configured.
+NO_DATA_HINT = ("no data there? `python tracking/generate_synthetic.py` writes the built-in synthetic datasets into "
+                "./data, the default data folder (or run `make quickstart`)")
+
+
+def builtin_data_notice(root: Union[str, os.PathLike]) -> Optional[str]:
+    """A message when ``root`` (a dataset folder) holds the built-in synthetic data, else None.
+
+    The data folder is recognised by its manifest, one or two levels above ``root`` (``<data>/lasot``,
+    ``<data>/got10k/val``).
+    """
+    path = Path(root).resolve()
+    for data_dir in (path.parent, path.parent.parent):
+        manifest_path = data_dir / MANIFEST
+        if not manifest_path.is_file():
+            continue
+        try:
+            manifest = read_manifest(data_dir)
+        except SyntheticDataError:
+            return None
+        top = path.relative_to(data_dir).parts[0]
+        if top in manifest["datasets"]:
+            seed = manifest["datasets"][top].get("params", {}).get("seed")
+            return (f"{path} holds the built-in synthetic data (seed {seed}, tracking/generate_synthetic.py); point "
+                    "FARTRACK_DATA_DIR or the dataset's path setting at real data to use it instead")
+    return None

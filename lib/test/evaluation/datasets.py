@@ -42,6 +42,7 @@ import numpy as np
 
 from lib.test.evaluation.data import Sequence, SequenceList
 from lib.test.evaluation.environment import EnvSettings, env_settings
+from lib.synthetic.writers import NO_DATA_HINT, builtin_data_notice
 from lib.train.admin.environment import DATA_SPECS_DIR
 
 logger = logging.getLogger(__name__)
@@ -312,7 +313,8 @@ def layout_help(name: str, root: Path) -> str:
 def _sequence_names(name: str, root: Path, sequences: Optional[Iterable[str]]) -> list[str]:
     """The names to load: the official list of ``name``, narrowed to ``sequences`` when given."""
     if not root.is_dir():
-        raise DatasetError(f"dataset {name!r} not found: {root} is not a directory\n{layout_help(name, root)}")
+        raise DatasetError(f"dataset {name!r} not found: {root} is not a directory\n{layout_help(name, root)}\n"
+                           f"{NO_DATA_HINT}")
     try:
         names = _LOADERS[name].list_names(root)
     except DatasetError as err:
@@ -348,6 +350,9 @@ def get_dataset(
                             for seq in get_dataset(single, env, sequences=sequences, allow_missing=allow_missing))
     _check_name(name)
     root = dataset_root(name, env)
+    notice = builtin_data_notice(root)
+    if notice:
+        logger.info("%s: %s", name, notice)
     loader = _LOADERS[name]
     loaded, missing = SequenceList(), []
     for seq_name in _sequence_names(name, root, sequences):

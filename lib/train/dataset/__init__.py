@@ -20,12 +20,15 @@ an LMDB with the same relative paths as its folder.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lib.train.admin.environment import TrainEnvSettings
 from lib.train.dataset.base import ImageReadError, SequenceInfo, TrackingDataset, TrainDatasetError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from lib.train.data.storage import FileStore
@@ -96,6 +99,7 @@ def build_dataset(name: str, settings: TrainEnvSettings, *, use_lmdb: bool = Fal
     ``use_lmdb`` reads the LMDB built from the dataset's folder; ``data_specs_dir`` replaces
     ``lib/train/data_specs`` as the source of the split files.
     """
+    from lib.synthetic.writers import builtin_data_notice
     from lib.train.data.storage import DirectoryStore, LmdbStore
     from lib.train.dataset.coco import MSCOCOSeq
     from lib.train.dataset.got10k import Got10k
@@ -106,7 +110,12 @@ def build_dataset(name: str, settings: TrainEnvSettings, *, use_lmdb: bool = Fal
 
     def store(target: str) -> FileStore:
         folder, lmdb_path = paths[target]
-        return LmdbStore(lmdb_path) if use_lmdb else DirectoryStore(folder)
+        if use_lmdb:
+            return LmdbStore(lmdb_path)
+        notice = builtin_data_notice(folder)
+        if notice:
+            logger.info("%s: %s", name, notice)
+        return DirectoryStore(folder)
 
     if name == "LASOT":
         return Lasot(store("lasot"), split="train", data_specs_dir=data_specs_dir)

@@ -16,6 +16,7 @@ from typing import ClassVar, Sequence
 import numpy as np
 
 from lib.train.data.image_io import decode_image
+from lib.synthetic.writers import NO_DATA_HINT
 from lib.train.data.storage import FileStore, LmdbStore, as_store
 from lib.train.dataset.base import ImageReadError, SequenceInfo, TrackingDataset, TrainDatasetError
 from lib.utils.local_paths import ENV_PREFIX
@@ -102,7 +103,7 @@ class StoreDataset(TrackingDataset):
             where = f"set the LMDB path with {keys}{self.LMDB_NOTE}; build it with {targets}"
         else:
             keys = " / ".join(_key_help(key) for key in self.DIR_KEYS)
-            where = f"set the path with {keys}; {ENV_PREFIX}DATA_DIR moves every dataset"
+            where = f"set the path with {keys}; {ENV_PREFIX}DATA_DIR moves every dataset\n{NO_DATA_HINT}"
         return TrainDatasetError(f"{self.name}: {problem}\nexpected layout of {self.name} "
                                  f"({self.store.describe()}):\n{self.LAYOUT}\n{where}")
 

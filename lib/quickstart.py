@@ -1,0 +1,248 @@
+"""The quickstart: FARTrack's whole pipeline on the built-in synthetic data, on a CPU, in one command.
+
+Phases (each runs the project's own command-line scripts, exactly as a user would):
+
+1. generate the synthetic datasets (:mod:`lib.synthetic`) into the data folder (default ``./data``);
+2. stage 1, frame-level pretraining: ``tracking/train.py --script fartrack --config fartrack_quickstart``;
+3. stage 2, self-distillation: ``fartrack_distill_quickstart``, started from stage 1's checkpoint;
+4. stage 3, template sparsification: ``fartrack_sparse_quickstart``, started from stage 2's checkpoint;
+5. ``tracking/test.py`` for every tracker on the held-out synthetic GOT-10k val set: stage 1 (Tiny), the distilled
+   model at Tiny / Nano / Pico depth, the sparse model at 100 % and 75 % template retention;
+6. a baseline that keeps the initial box, ``tracking/analysis_results.py`` (AUC, and the GOT-10k protocol's AO
+   and SR50, plots into ``figure/quickstart``), and one table with the trackers' CPU FPS, also written to
+   ``<output>/summary.json``.
+
+Re-running continues where it stopped: the data are not regenerated (manifest), finished training stages are not
+retrained (``--resume``), and tracked sequences are skipped. ``fresh=True`` starts over.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from lib.test.evaluation.datasets import get_dataset
+from lib.test.evaluation.running import write_results
+from lib.utils.local_paths import REPO_ROOT
+
+logger = logging.getLogger(__name__)
+
+#: Held-out evaluation set: the synthetic GOT-10k val split (full ground truth, cover labels for AO / SR).
+EVAL_DATASET = "got10k_val"
+BASELINE = "baseline:initial_box"
+#: Synthetic data of the quickstart: the generator's defaults with a larger validation split.
+DATA_OVERRIDES = {"got10k_val": 20}
+
+
+@dataclass(frozen=True)
+class Stage:
+    script: str
+    config: str
+    label: str
+
+
+STAGES = (
+    Stage("fartrack", "fartrack_quickstart", "stage 1: frame-level pretraining"),
+    Stage("fartrack_distill", "fartrack_distill_quickstart", "stage 2: self-distillation"),
+    Stage("fartrack_sparse", "fartrack_sparse_quickstart", "stage 3: template sparsification"),
+)
+
+
+@dataclass(frozen=True)
+class EvalTracker:
+    """One row of the table: a trained network run by ``tracking/test.py``."""
+
+    name: str
+    script: str
+    config: str
+    depth: Optional[int] = None
+    #: Config whose checkpoint is used when ``config`` is a test-only variant of it.
+    trained_config: Optional[str] = None
+
+    @property
+    def results_label(self) -> str:
+        return self.config if self.depth is None else f"{self.config}_depth{self.depth}"
+
+    @property
+    def spec(self) -> str:
+        return f"{self.script}:{self.results_label}"
+
+
+TRACKERS = (
+    EvalTracker("Stage 1, Tiny (15 layers)", "fartrack", "fartrack_quickstart"),
+    EvalTracker("Distilled, Tiny (15 layers)", "fartrack_distill", "fartrack_distill_quickstart"),
+    EvalTracker("Distilled, Nano (10 layers)", "fartrack_distill", "fartrack_distill_quickstart", depth=10),
+    EvalTracker("Distilled, Pico (6 layers)", "fartrack_distill", "fartrack_distill_quickstart", depth=6),
+    EvalTracker("Sparse, Tiny, 100 % templates", "fartrack_sparse", "fartrack_sparse_quickstart_keepall",
+                trained_config="fartrack_sparse_quickstart"),
+    EvalTracker("Sparse, Tiny, 75 % templates", "fartrack_sparse", "fartrack_sparse_quickstart"),
+)
+
+
+class QuickstartError(RuntimeError):
+    """A phase failed; the message names it and the command."""
+
+
+def _env(data_dir: Path, output_dir: Path) -> dict[str, str]:
+    """The environment of every phase: paths pointing at the quickstart's data and output folders only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FARTRACK_")}
+    env.update({"FARTRACK_DATA_DIR": str(data_dir), "FARTRACK_SAVE_DIR": str(output_dir),
+                "FARTRACK_WORKSPACE_DIR": str(output_dir),
+                # no local path files: the quickstart must not pick up a user's real-data settings
+                "FARTRACK_TRAIN_LOCAL_FILE": str(output_dir / "no_local_file.py"),
+                "FARTRACK_TEST_LOCAL_FILE": str(output_dir / "no_local_file.py")})
+    return env
+
+
+def _run(command: Sequence[str], env: dict[str, str], phase: str) -> None:
+    logger.info("[%s] %s", phase, " ".join(command))
+    result = subprocess.run([sys.executable, *command], cwd=REPO_ROOT, env=env)
+    if result.returncode != 0:
+        raise QuickstartError(f"{phase} failed (exit {result.returncode}): {' '.join(command)}")
+
+
+def _checkpoint(output_dir: Path, stage: Stage, epoch: int) -> Path:
+    from lib.models.fartrack.network import NET_CLASS_NAMES
+
+    return (output_dir / "checkpoints" / "train" / stage.script / stage.config
+            / f"{NET_CLASS_NAMES[stage.script]}_ep{epoch:04d}.pth.tar")
+
+
+def train_stage(stage: Stage, output_dir: Path, env: dict[str, str]) -> Path:
+    """Train one stage unless its last checkpoint exists (then resume, which finishes an interrupted run)."""
+    from lib.config import load_config
+
+    cfg = load_config(stage.script, stage.config)
+    final = _checkpoint(output_dir, stage, cfg.TRAIN.EPOCH)
+    if final.is_file():
+        logger.info("[%s] already trained: %s", stage.label, final)
+        return final
+    command = ["tracking/train.py", "--script", stage.script, "--config", stage.config, "--save_dir",
+               str(output_dir), "--mode", "single"]
+    if final.parent.is_dir() and any(final.parent.glob("*.pth.tar")):
+        command.append("--resume")
+    _run(command, env, stage.label)
+    return final
+
+
+def write_baseline(data_dir: Path, output_dir: Path, env: dict[str, str]) -> None:
+    """Results of the tracker that outputs the initial box in every frame."""
+    from lib.test.evaluation.environment import env_settings
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        settings = env_settings()
+        sequences = get_dataset(EVAL_DATASET, settings)
+        script, label = BASELINE.split(":")
+        results_dir = Path(settings.results_path) / script / label
+        for seq in sequences:
+            initial = np.asarray(seq.init_bbox(), dtype=float)
+            write_results(results_dir, seq, np.tile(initial, (len(seq.frames), 1)), np.zeros(len(seq.frames)))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def tracker_fps(results_dir: Path) -> float:
+    """Frames per second over every ``*_time.txt`` file of a results folder (tracking only, no image reading)."""
+    times = [np.loadtxt(path, ndmin=1) for path in sorted(results_dir.rglob("*_time.txt"))]
+    total = float(sum(t[1:].sum() for t in times))  # frame 0 is the initialisation
+    frames = sum(len(t) - 1 for t in times)
+    return frames / total if total > 0 else float("nan")
+
+
+def summarise(report: dict, output_dir: Path) -> dict:
+    """One entry per tracker (AUC, AO, SR50 in percent and fps) plus the baseline."""
+    results_root = output_dir / "test" / "tracking_results"
+    scores = report["trackers"]
+    entries = []
+    for tracker in TRACKERS:
+        overall = scores[tracker.spec]["overall"]
+        entries.append({"name": tracker.name, "tracker": tracker.spec, "AUC": overall["AUC"], "AO": overall["AO"],
+                        "SR50": overall["SR50"],
+                        "fps": tracker_fps(results_root / tracker.script / tracker.results_label)})
+    base = scores[BASELINE]["overall"]
+    return {"dataset": f"synthetic {EVAL_DATASET}", "trackers": entries,
+            "baseline": {"name": "Keep the initial box", "AUC": base["AUC"], "AO": base["AO"], "SR50": base["SR50"]}}
+
+
+def format_table(summary: dict) -> str:
+    rows = [(e["name"], e["AUC"], e["AO"], e["SR50"], f"{e['fps']:.1f}") for e in summary["trackers"]]
+    base = summary["baseline"]
+    rows.append((base["name"], base["AUC"], base["AO"], base["SR50"], "-"))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{'tracker':<{width}}  {'AUC':>6}  {'AO':>6}  {'SR50':>6}  {'CPU FPS':>7}",
+             "-" * (width + 36)]
+    lines += [f"{name:<{width}}  {auc:6.1f}  {ao:6.1f}  {sr:6.1f}  {fps:>7}" for name, auc, ao, sr, fps in rows]
+    return "\n".join(lines)
+
+
+def run_quickstart(data_dir: Path, output_dir: Path, figure_dir: Path, *, seed: int = 0, fresh: bool = False
+                   ) -> dict:
+    """Run every phase (see the module docstring); returns the summary written to ``output_dir/summary.json``."""
+    from tqdm import tqdm
+
+    from lib.synthetic import write_synthetic_data
+
+    start = time.perf_counter()
+    if fresh and output_dir.exists():
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    env = _env(data_dir, output_dir)
+    phases = ["data", *(s.label for s in STAGES), "tracking", "scoring"]
+    timings: dict[str, float] = {}
+    with tqdm(total=len(phases), desc="quickstart", unit="phase", position=0) as bar:
+        def done(phase: str, since: float) -> None:
+            timings[phase] = time.perf_counter() - since
+            bar.update()
+
+        tick = time.perf_counter()
+        bar.set_postfix_str("generating the synthetic data")
+        write_synthetic_data(data_dir, seed=seed, **DATA_OVERRIDES)
+        done("data", tick)
+        for stage in STAGES:
+            tick = time.perf_counter()
+            bar.set_postfix_str(stage.label)
+            train_stage(stage, output_dir, env)
+            done(stage.label, tick)
+
+        tick = time.perf_counter()
+        bar.set_postfix_str("tracking")
+        for tracker in TRACKERS:
+            command = ["tracking/test.py", tracker.script, tracker.config, "--dataset", EVAL_DATASET]
+            if tracker.depth is not None:
+                command += ["--depth", str(tracker.depth)]
+            if tracker.trained_config is not None:
+                trained = next(s for s in STAGES if s.config == tracker.trained_config)
+                from lib.config import load_config
+
+                epoch = load_config(trained.script, trained.config).TEST.EPOCH
+                command += ["--checkpoint", str(_checkpoint(output_dir, trained, epoch))]
+            _run(command, env, f"tracking: {tracker.name}")
+        write_baseline(data_dir, output_dir, env)
+        done("tracking", tick)
+
+        tick = time.perf_counter()
+        bar.set_postfix_str("scoring")
+        report_path = output_dir / "analysis.json"
+        command = ["tracking/analysis_results.py", "--dataset", EVAL_DATASET, "--out", str(report_path), "--plot",
+                   "--plot_dir", str(figure_dir)]
+        for spec in [t.spec for t in TRACKERS] + [BASELINE]:
+            command += ["--tracker", spec]
+        _run(command, env, "scoring")
+        summary = summarise(json.loads(report_path.read_text()), output_dir)
+        done("scoring", tick)
+
+    summary["seconds"] = {**timings, "total": time.perf_counter() - start}
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
