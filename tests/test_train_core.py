@@ -217,3 +217,31 @@ def test_non_finite_loss_stops_without_touching_weights_or_checkpoints(tmp_path:
         trainer.fit()
     assert torch.equal(net.identity, before)
     assert not (tmp_path / "ckpt").exists()
+
+
+# ---------------------------------------------------------------------------------------------------- init options
+def test_sincos_initialisations() -> None:
+    from timm.layers import build_sincos2d_pos_embed
+
+    net = build_network(_cfg("fartrack"))
+    backbone = net.backbone
+    special = backbone.word_embeddings.weight[600:].detach().clone()
+    backbone.init_sincos_position_embeddings()
+    table = build_sincos2d_pos_embed([14, 14], 192)
+    assert torch.allclose(backbone.pos_embed[0, 1:], table)
+    assert torch.allclose(backbone.pos_embed_x[0], table, atol=1e-5)  # 14x14 -> 14x14 bicubic is the identity
+    backbone.init_sincos_coordinate_embeddings()
+    rows = backbone.word_embeddings.weight.detach()
+    assert torch.allclose(rows[:600].norm(dim=1), torch.full((600,), 2 ** 0.5), atol=1e-5)
+    assert torch.equal(rows[600:], special)  # command and padding rows untouched
+    cosine = torch.nn.functional.cosine_similarity
+    assert cosine(rows[100], rows[101], dim=0) > cosine(rows[100], rows[130], dim=0) > cosine(rows[100], rows[400], dim=0)
+
+
+def test_unknown_init_or_order_is_a_config_error() -> None:
+    from lib.config import ConfigError
+
+    with pytest.raises(ConfigError, match="COORD_EMBED_INIT must be one of kaiming, sincos"):
+        _cfg("fartrack", "MODEL.COORD_EMBED_INIT", "xavier")
+    with pytest.raises(ConfigError, match="DATA.TEMPLATE.ORDER must be one of"):
+        _cfg("fartrack", "DATA.TEMPLATE.ORDER", "random")

@@ -40,6 +40,9 @@ def _base_defaults() -> dict[str, Any]:
             # project: number of transformer layers run, the first DEPTH of blocks.0..11 then extension.0..;
             # Tiny / Nano / Pico = 15 / 10 / 6. Must satisfy 1 <= DEPTH <= 12 + EXTENSION.
             "DEPTH": 15,
+            # project: initialisation of the coordinate rows of the tied vocabulary at the start of stage 1:
+            # "kaiming" (official) or "sincos" (a 1-D sin-cos encoding of the bin, see the backbone).
+            "COORD_EMBED_INIT": "kaiming",
             "SPARSE": {
                 # project: fraction of the 49 tokens of template slots 0..3 pruned once per sequence in stage-3
                 # training (official: int(49 * 0.25) = 12 tokens).

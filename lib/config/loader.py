@@ -347,6 +347,10 @@ def _validate(cfg: Config, origin: str) -> None:
         if len(names) != len(ratios):
             errors.append(f"DATA.{split}.DATASETS_NAME ({len(names)} entries) and DATA.{split}.DATASETS_RATIO "
                           f"({len(ratios)} entries) must have the same length")
+    for key, value, choices in (("MODEL.COORD_EMBED_INIT", model.COORD_EMBED_INIT, ("kaiming", "sincos")),
+                                ("DATA.TEMPLATE.ORDER", data.TEMPLATE.ORDER, ("official", "chronological"))):
+        if value not in choices:
+            errors.append(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     for key in ("TRAIN_PRUNE_RATIO", "TEST_PRUNE_RATIO"):
         if not 0.0 <= model.SPARSE[key] < 1.0:
             errors.append(f"MODEL.SPARSE.{key} must be in [0, 1), got {model.SPARSE[key]}")

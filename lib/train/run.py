@@ -117,13 +117,16 @@ def initialise_weights(net: nn.Module, cfg: Any, options: TrainOptions) -> None:
         logger.info("%s starts from %s", cfg.script, path)
         load_network_weights(net, path)
         return
+    if cfg.MODEL.COORD_EMBED_INIT == "sincos":
+        net.backbone.init_sincos_coordinate_embeddings()
     mae = Path(cfg.MODEL.PRETRAIN_FILE)
     mae = mae if mae.is_absolute() else PRETRAINED_DIR / mae
     if mae.is_file():
         load_mae_weights(net, mae)
     else:
-        logger.warning("MAE weights %s not found: stage 1 starts from a random initialisation (put the MAE-Lite "
-                       "ViT-Tiny file there to reproduce the paper)", mae)
+        logger.warning("MAE weights %s not found: stage 1 starts from a random initialisation, with the MAE sin-cos "
+                       "position table (put the MAE-Lite ViT-Tiny file there to reproduce the paper)", mae)
+        net.backbone.init_sincos_position_embeddings()
 
 
 def resume_checkpoint(resume: Optional[str], checkpoint_dir: Path, net_type: str) -> Optional[Path]:

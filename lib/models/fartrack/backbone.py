@@ -12,7 +12,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from timm.layers import PatchEmbed, trunc_normal_
+from timm.layers import PatchEmbed, build_sincos2d_pos_embed, trunc_normal_
 from torch import Tensor, nn
 
 from lib.models.fartrack.layers import FARTrackBlock, block_drop_path_rates
@@ -137,6 +137,36 @@ class FARTrackViT(nn.Module):
             # Official dense families re-initialise the whole matrix, padding row included.
             nn.init.kaiming_normal_(self.word_embeddings.weight)
         self.derive_task_position_embeddings()
+
+    @torch.no_grad()
+    def init_sincos_position_embeddings(self) -> None:
+        """Fill ``pos_embed`` with the fixed 2-D sin-cos table MAE ViTs carry, then re-derive the task embeddings.
+
+        Used when training starts without MAE weights: the official random ``pos_embed`` (std 0.02) gives the
+        tokens almost no position information, which a tracker must learn from scratch; the MAE checkpoint would
+        have provided this table.
+        """
+        grid = int(round((self.pos_embed.shape[1] - 1) ** 0.5))
+        table = build_sincos2d_pos_embed([grid, grid], self.spec.embed_dim, dtype=self.pos_embed.dtype)
+        self.pos_embed[0, 1:].copy_(table)
+        self.pos_embed[0, 0].zero_()
+        self.derive_task_position_embeddings()
+
+    @torch.no_grad()
+    def init_sincos_coordinate_embeddings(self) -> None:
+        """Give the coordinate rows (ids 0 .. 2*bins-1) of the tied vocabulary a 1-D sin-cos encoding of the bin.
+
+        Neighbouring bins then start with similar embeddings, so the tied head produces smooth distributions over
+        the bins from the first step (the official Kaiming rows are unrelated to each other and the "ruler" must
+        be learnt). Rows are scaled to the Kaiming init's expected norm; the command and padding rows are kept.
+        """
+        weight = self.word_embeddings.weight
+        num_bins, dim = weight.shape[0] - 5, weight.shape[1]
+        bins = torch.arange(num_bins, dtype=torch.float64)[:, None]
+        omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim // 2))
+        table = torch.cat([torch.sin(bins * omega), torch.cos(bins * omega)], dim=1)
+        table *= (2.0 ** 0.5) / table.norm(dim=1, keepdim=True)  # kaiming_normal_ rows: E|row|^2 = 2
+        weight[:num_bins].copy_(table.to(weight.dtype))
 
     @torch.no_grad()
     def derive_task_position_embeddings(self) -> None:
