@@ -31,10 +31,10 @@ def make_net(family: str, depth: int | None = None, seed: int = 0):
     return net.eval()
 
 
-def make_inputs(batch: int = 2, seed: int = 1, dtype=torch.float32):
+def make_inputs(batch: int = 2, seed: int = 1, dtype=torch.float32, template_size: int = 112, search_size: int = 224):
     gen = torch.Generator().manual_seed(seed)
-    templates = torch.randn(batch, 5, 3, 112, 112, generator=gen, dtype=dtype)
-    search = torch.randn(batch, 3, 224, 224, generator=gen, dtype=dtype)
+    templates = torch.randn(batch, 5, 3, template_size, template_size, generator=gen, dtype=dtype)
+    search = torch.randn(batch, 3, search_size, search_size, generator=gen, dtype=dtype)
     return templates, search
 
 
@@ -219,11 +219,12 @@ def test_every_experiment_builds_and_trains_one_step(yaml_path):
     cfg = load_config(family, yaml_path)
     torch.manual_seed(0)
     net = build_network(cfg).train()
-    templates, search = make_inputs(batch=2)
+    templates, search = make_inputs(batch=2, template_size=cfg.DATA.TEMPLATE.SIZE, search_size=cfg.DATA.SEARCH.SIZE)
     keep = None
     if family == "fartrack_sparse":
-        keep = torch.ones(2, 5, 49, dtype=torch.bool)
-        keep[:, :4, :12] = False
+        tokens = net.spec.tokens_per_template
+        keep = torch.ones(2, 5, tokens, dtype=torch.bool)
+        keep[:, :4, : tokens // 4] = False
     out = net(templates, search, template_keep=keep)
     logits = out.get("layer_logits", [out["logits"]])
     loss = sum(l.logsumexp(-1).mean() - l[..., :600].mean() for l in logits)
