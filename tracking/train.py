@@ -14,6 +14,7 @@ with the reason when the run cannot start or stops (missing data, non-finite los
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import subprocess
@@ -81,12 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "multiple" and not started_by_torchrun():
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         return launch_torchrun(args, argv)
-    if args.use_wandb:
-        try:
-            import wandb  # noqa: F401
-        except ImportError:
-            logger.error("--use_wandb 1 needs the wandb package: pip install -e '.[wandb]'")
-            return 1
+    if args.use_wandb and importlib.util.find_spec("wandb") is None:
+        logger.error("--use_wandb 1 needs the wandb package: pip install -e '.[wandb]'")
+        return 1
     options = TrainOptions(
         script=args.script, config=args.config, save_dir=args.save_dir, opts=args.opts, seed=args.seed,
         use_lmdb=bool(args.use_lmdb), use_wandb=bool(args.use_wandb), resume=args.resume, pretrained=args.pretrained,
