@@ -29,8 +29,13 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
+from lib.config import load_config
+from lib.models.fartrack.network import NET_CLASS_NAMES
+from lib.synthetic import write_synthetic_data
 from lib.test.evaluation.datasets import get_dataset
+from lib.test.evaluation.environment import env_settings
 from lib.test.evaluation.running import write_results
 from lib.utils.local_paths import REPO_ROOT
 
@@ -111,16 +116,12 @@ def _run(command: Sequence[str], env: dict[str, str], phase: str) -> None:
 
 
 def _checkpoint(output_dir: Path, stage: Stage, epoch: int) -> Path:
-    from lib.models.fartrack.network import NET_CLASS_NAMES
-
     return (output_dir / "checkpoints" / "train" / stage.script / stage.config
             / f"{NET_CLASS_NAMES[stage.script]}_ep{epoch:04d}.pth.tar")
 
 
 def train_stage(stage: Stage, output_dir: Path, env: dict[str, str]) -> Path:
     """Train one stage unless its last checkpoint exists (then resume, which finishes an interrupted run)."""
-    from lib.config import load_config
-
     cfg = load_config(stage.script, stage.config)
     final = _checkpoint(output_dir, stage, cfg.TRAIN.EPOCH)
     if final.is_file():
@@ -134,23 +135,15 @@ def train_stage(stage: Stage, output_dir: Path, env: dict[str, str]) -> Path:
     return final
 
 
-def write_baseline(data_dir: Path, output_dir: Path, env: dict[str, str]) -> None:
+def write_baseline(env: dict[str, str]) -> None:
     """Results of the tracker that outputs the initial box in every frame."""
-    from lib.test.evaluation.environment import env_settings
-
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        settings = env_settings()
-        sequences = get_dataset(EVAL_DATASET, settings)
-        script, label = BASELINE.split(":")
-        results_dir = Path(settings.results_path) / script / label
-        for seq in sequences:
-            initial = np.asarray(seq.init_bbox(), dtype=float)
-            write_results(results_dir, seq, np.tile(initial, (len(seq.frames), 1)), np.zeros(len(seq.frames)))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    settings = env_settings(env)
+    sequences = get_dataset(EVAL_DATASET, settings)
+    script, label = BASELINE.split(":")
+    results_dir = Path(settings.results_path) / script / label
+    for seq in sequences:
+        initial = np.asarray(seq.init_bbox(), dtype=float)
+        write_results(results_dir, seq, np.tile(initial, (len(seq.frames), 1)), np.zeros(len(seq.frames)))
 
 
 def tracker_fps(results_dir: Path) -> float:
@@ -190,10 +183,6 @@ def format_table(summary: dict) -> str:
 def run_quickstart(data_dir: Path, output_dir: Path, figure_dir: Path, *, seed: int = 0, fresh: bool = False
                    ) -> dict:
     """Run every phase (see the module docstring); returns the summary written to ``output_dir/summary.json``."""
-    from tqdm import tqdm
-
-    from lib.synthetic import write_synthetic_data
-
     start = time.perf_counter()
     if fresh and output_dir.exists():
         shutil.rmtree(output_dir)
@@ -224,12 +213,10 @@ def run_quickstart(data_dir: Path, output_dir: Path, figure_dir: Path, *, seed: 
                 command += ["--depth", str(tracker.depth)]
             if tracker.trained_config is not None:
                 trained = next(s for s in STAGES if s.config == tracker.trained_config)
-                from lib.config import load_config
-
                 epoch = load_config(trained.script, trained.config).TEST.EPOCH
                 command += ["--checkpoint", str(_checkpoint(output_dir, trained, epoch))]
             _run(command, env, f"tracking: {tracker.name}")
-        write_baseline(data_dir, output_dir, env)
+        write_baseline(env)
         done("tracking", tick)
 
         tick = time.perf_counter()

@@ -52,7 +52,7 @@ def synthetic(tmp_path: Path, monkeypatch) -> tuple[Path, Path, dict]:
 
 def test_baseline_keeps_the_initial_box(synthetic) -> None:
     data_dir, output_dir, env = synthetic
-    write_baseline(data_dir, output_dir, env)
+    write_baseline(env)
     sequences = get_dataset(EVAL_DATASET, env_settings())
     assert len(sequences) == 2
     for seq in sequences:

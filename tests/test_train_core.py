@@ -210,7 +210,7 @@ def test_non_finite_loss_stops_without_touching_weights_or_checkpoints(tmp_path:
     net = build_network(cfg)
     before = net.identity.detach().clone()
     optimizer = build_optimizer(net, cfg)
-    settings = TrainerSettings(max_epochs=2, checkpoint_dir=tmp_path / "ckpt", grad_clip_norm=0.1)
+    settings = TrainerSettings(max_epochs=2, checkpoint_dir=tmp_path / "ckpt")
     loader = [{"search_images": torch.zeros(1, 1, 3, 8, 8)}]
     trainer = Trainer(_NaNActor(net), optimizer, build_scheduler(optimizer, cfg), loader, settings, DistContext())
     with pytest.raises(NonFiniteLossError, match="non-finite loss.*epoch 1.*last good"):

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from lib.train.admin.environment import LOCAL_FILE_ENV, train_env_settings
-from lib.train.data.image_io import decode_image, decoder_name, read_image
-from lib.train.data.storage import DirectoryStore, FileStore, LmdbStore, build_lmdb
+from lib.train.dataset.image_io import decode_image, decoder_name, read_image
+from lib.train.dataset.storage import DirectoryStore, FileStore, LmdbStore, build_lmdb
 from lib.train.dataset import DATASET_NAMES, build_dataset, lmdb_paths
 from lib.train.dataset.base import ImageReadError, SequenceInfo, TrainDatasetError
 from lib.train.dataset.coco import MSCOCOSeq

@@ -17,7 +17,7 @@ from lib.models.fartrack.network import build_network
 from lib.models.fartrack.weights import load_network_weights
 from lib.train import trainer as trainer_module
 from lib.train.admin.environment import LOCAL_FILE_ENV
-from lib.train.data.storage import build_lmdb
+from lib.train.dataset.storage import build_lmdb
 from lib.train.dataset.base import TrainDatasetError
 from lib.train.run import TrainOptions, run_training
 from lib.train.trainer import NonFiniteLossError

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.train.admin.environment import train_env_settings  # noqa: E402
-from lib.train.data.storage import build_lmdb  # noqa: E402
+from lib.train.dataset.storage import build_lmdb  # noqa: E402
 from lib.train.dataset import LMDB_TARGETS, TrainDatasetError, lmdb_paths, source_dataset  # noqa: E402
 
 

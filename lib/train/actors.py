@@ -21,7 +21,7 @@ from lib.models.fartrack.network import ACTOR_CLASS_NAMES, FARTrackNetwork
 from lib.models.fartrack.sparsify import training_keep_mask
 from lib.train.losses import stage1_loss, stage2_loss, stage3_loss
 from lib.utils.box_ops import box_xywh_to_xyxy
-from lib.utils.crop import siamfc_crop
+from lib.utils.crop import image_mean_colour, siamfc_crop
 from lib.utils.tokens import decode_argmax_plain, greedy_tokens
 
 LossPart = Callable[[], tuple[Tensor, dict[str, float]]]
@@ -146,8 +146,7 @@ class SequenceActor(Actor):
         return (image - self.mean) / self.std
 
     def _crop(self, image: np.ndarray, centre: tuple[float, float], side: float, size: int) -> Tensor:
-        pad = image.reshape(-1, image.shape[-1]).mean(axis=0)
-        return self._normalise(siamfc_crop(image, centre, side, size, pad))
+        return self._normalise(siamfc_crop(image, centre, side, size, image_mean_colour(image)))
 
     @torch.no_grad()
     def explore(self, batch: list[dict[str, Any]]) -> list[ExploredSequence]:

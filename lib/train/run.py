@@ -201,7 +201,6 @@ def build_trainer(options: TrainOptions, ctx: DistContext) -> Trainer:
     settings = TrainerSettings(
         max_epochs=cfg.TRAIN.EPOCH,
         checkpoint_dir=paths["checkpoints"],
-        grad_clip_norm=actor.grad_clip_norm,
         val_interval=cfg.TRAIN.VAL_EPOCH_INTERVAL,
         print_interval=cfg.TRAIN.PRINT_INTERVAL,
         amp=cfg.TRAIN.AMP,

@@ -20,7 +20,7 @@ from lib.config import load_config
 from lib.models.fartrack.network import build_network
 from lib.train.actors import SequenceActor, build_actor
 from lib.train.admin.environment import train_env_settings
-from lib.train.data.image_io import decoder_name
+from lib.train.dataset.image_io import decoder_name
 from lib.train.data.loaders import build_loaders
 from lib.train.dataset.base import SequenceInfo, TrackingDataset
 from lib.train.distributed import DistContext

@@ -67,7 +67,6 @@ class TrainerSettings:
 
     max_epochs: int
     checkpoint_dir: Path
-    grad_clip_norm: float
     val_interval: int = 20
     print_interval: int = 50
     amp: bool = False
@@ -227,10 +226,11 @@ class Trainer:
                 for name, value in _batch_counters(batch).items():
                     averages.counters[name] += value
                 bar.update()
-                bar.set_postfix(loss=f"{averages.means()['Loss/total']:.4f}", data=f"{data_time / iteration:.2f}s",
+                mean_loss = averages.sums["Loss/total"] / averages.counts["Loss/total"]
+                bar.set_postfix(loss=f"{mean_loss:.4f}", data=f"{data_time / iteration:.2f}s",
                                 step=f"{step_time / iteration:.2f}s")
                 if self.ctx.is_main and iteration % self.settings.print_interval == 0:
-                    logger.debug("%s epoch %d iter %d/%s: %s", phase, self.epoch, iteration, total,
+                    logger.info("%s epoch %d iter %d/%s: %s", phase, self.epoch, iteration, total,
                                  _format_stats(averages.means()))
         means = reduce_over_ranks(averages.means(), self.ctx)
         iterations = max(1, bar.n)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Mapping, Optional
 
 from lib.utils.local_paths import ENV_PREFIX, REPO_ROOT, Derived, read_local_file, resolve_paths
 
@@ -69,15 +70,16 @@ class EnvSettings:
     coco_path: Path
 
 
-def local_file_path() -> Path:
+def local_file_path(environ: Optional[Mapping[str, str]] = None) -> Path:
     """The test local file: ``$FARTRACK_TEST_LOCAL_FILE`` if set, else ``lib/test/evaluation/local.py``."""
-    override = os.environ.get(LOCAL_FILE_ENV)
+    override = (os.environ if environ is None else environ).get(LOCAL_FILE_ENV)
     return Path(override).expanduser().resolve() if override else LOCAL_FILE
 
 
-def env_settings() -> EnvSettings:
-    """A fresh :class:`EnvSettings` from the environment variables, the local file and the defaults."""
-    resolved = resolve_paths(KEYS, BASES, read_local_file(local_file_path()))
+def env_settings(environ: Optional[Mapping[str, str]] = None) -> EnvSettings:
+    """A fresh :class:`EnvSettings` from the environment variables (``environ``, default ``os.environ``), the
+    local file and the defaults."""
+    resolved = resolve_paths(KEYS, BASES, read_local_file(local_file_path(environ)), environ)
     return EnvSettings(**{field.name: resolved[field.name] for field in fields(EnvSettings)})
 
 

@@ -1,1 +1,1 @@
-"""Training data: image decoding, file stores, samplers, processing and loaders."""
+"""Training data: samplers, processing and loaders."""

@@ -19,35 +19,25 @@ an LMDB with the same relative paths as its folder.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from lib.synthetic.writers import builtin_data_notice
 from lib.train.admin.environment import TrainEnvSettings
 from lib.train.dataset.base import ImageReadError, SequenceInfo, TrackingDataset, TrainDatasetError
+from lib.train.dataset.coco import MSCOCOSeq
+from lib.train.dataset.common import StoreDataset
+from lib.train.dataset.got10k import Got10k
+from lib.train.dataset.lasot import Lasot
+from lib.train.dataset.storage import DirectoryStore, FileStore, LmdbStore
+from lib.train.dataset.trackingnet import TrackingNet
 
 logger = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from lib.train.data.storage import FileStore
-    from lib.train.dataset.common import StoreDataset
 
 __all__ = ["DATASET_NAMES", "LMDB_TARGETS", "Got10k", "ImageReadError", "Lasot", "MSCOCOSeq", "SequenceInfo",
            "StoreDataset", "TrackingDataset", "TrackingNet", "TrainDatasetError", "build_dataset", "lmdb_paths",
            "source_dataset"]
-
-# The dataset classes are imported on first use: lib.train.data imports lib.train.dataset.base, which runs this
-# __init__ first, so importing them here would be circular.
-_LAZY = {"Lasot": "lasot", "Got10k": "got10k", "TrackingNet": "trackingnet", "MSCOCOSeq": "coco",
-         "StoreDataset": "common"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: Config name -> (LMDB target whose folder it reads, GOT-10k split).
 _GOT10K_NAMES = {
@@ -76,11 +66,6 @@ def lmdb_paths(settings: TrainEnvSettings) -> dict[str, tuple[Path, Path]]:
 
 def source_dataset(target: str, root: FileStore | str | os.PathLike) -> StoreDataset:
     """The dataset reading everything of an LMDB target's tree (checks its layout before an LMDB is built)."""
-    from lib.train.dataset.coco import MSCOCOSeq
-    from lib.train.dataset.got10k import Got10k
-    from lib.train.dataset.lasot import Lasot
-    from lib.train.dataset.trackingnet import TrackingNet
-
     if target == "lasot":
         return Lasot(root, split=None)
     if target in ("got10k", "got10k_val"):
@@ -99,13 +84,6 @@ def build_dataset(name: str, settings: TrainEnvSettings, *, use_lmdb: bool = Fal
     ``use_lmdb`` reads the LMDB built from the dataset's folder; ``data_specs_dir`` replaces
     ``lib/train/data_specs`` as the source of the split files.
     """
-    from lib.synthetic.writers import builtin_data_notice
-    from lib.train.data.storage import DirectoryStore, LmdbStore
-    from lib.train.dataset.coco import MSCOCOSeq
-    from lib.train.dataset.got10k import Got10k
-    from lib.train.dataset.lasot import Lasot
-    from lib.train.dataset.trackingnet import TrackingNet
-
     paths = lmdb_paths(settings)
 
     def store(target: str) -> FileStore:

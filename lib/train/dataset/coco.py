@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lib.train.data.storage import FileStore
+from lib.train.dataset.storage import FileStore
 from lib.train.dataset.base import SequenceInfo
 from lib.train.dataset.common import StoreDataset, box_validity
 

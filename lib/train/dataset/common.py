@@ -1,6 +1,6 @@
 """What the store-backed training datasets share: annotation parsing, layout errors, cached sequence info, images.
 
-A :class:`StoreDataset` reads everything through a :class:`~lib.train.data.storage.FileStore`, so one class
+A :class:`StoreDataset` reads everything through a :class:`~lib.train.dataset.storage.FileStore`, so one class
 serves both the folder and the LMDB built from it. Annotations are read on first use of a sequence and kept in a
 bounded per-process LRU cache (a whole TrackingNet would otherwise hold ~0.5 GB of boxes in every DataLoader
 worker); the cache is not pickled.
@@ -15,9 +15,9 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 
-from lib.train.data.image_io import decode_image
+from lib.train.dataset.image_io import decode_image
 from lib.synthetic.writers import NO_DATA_HINT
-from lib.train.data.storage import FileStore, LmdbStore, as_store
+from lib.train.dataset.storage import FileStore, LmdbStore, as_store
 from lib.train.dataset.base import ImageReadError, SequenceInfo, TrackingDataset, TrainDatasetError
 from lib.utils.local_paths import ENV_PREFIX
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from lib.train.admin.environment import DATA_SPECS_DIR
-from lib.train.data.storage import FileStore
+from lib.train.dataset.storage import FileStore
 from lib.train.dataset.base import SequenceInfo
 from lib.train.dataset.common import StoreDataset, box_validity, parse_boxes, parse_ints, read_split_file
 

@@ -10,7 +10,7 @@ import logging
 import os
 from typing import Iterable
 
-from lib.train.data.storage import FileStore
+from lib.train.dataset.storage import FileStore
 from lib.train.dataset.base import SequenceInfo
 from lib.train.dataset.common import StoreDataset, box_validity, parse_boxes
 
