@@ -99,7 +99,7 @@ def test_sparse_tracker_prunes_older_templates_with_their_own_masks():
     tracker.initialize(read_rgb(seq.frames[0]), {"init_bbox": seq.init_bbox()})
     kept = []
     for frame in seq.frames[1:]:
-        _, keep = tracker._slot_inputs()
+        keep = tracker.slot_keep()
         kept.append(int(keep.sum()))
         newest = tracker.slots[-1]
         tracker.track(read_rgb(frame))
@@ -114,7 +114,7 @@ def test_sparse_tracker_full_retention_option():
     tracker = FARTrackTracker(net, TrackerParams())
     seq = real_sequence("otb_Crossing", 4)
     track_sequence(tracker, seq)
-    assert int(tracker._slot_inputs()[1].sum()) == 245
+    assert int(tracker.slot_keep().sum()) == 245
 
 
 def test_zero_size_initial_box_fails_clearly():

@@ -23,6 +23,7 @@ from lib.models.fartrack.network import NET_CLASS_NAMES  # noqa: E402
 from lib.test.evaluation.datasets import DATASET_NAMES, DatasetError, get_dataset  # noqa: E402
 from lib.test.evaluation.environment import env_settings  # noqa: E402
 from lib.test.evaluation.running import TrackerSpec, run_sequences  # noqa: E402
+from lib.test.tracker.backends import PRECISIONS, InferenceOptions  # noqa: E402
 
 logger = logging.getLogger("test")
 
@@ -53,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--allow_missing", action="store_true",
                         help="run the sequences present when some of the official list are missing (default: error)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    parser.add_argument("--faithful", action="store_true",
+                        help="run the official per-frame work and attention arithmetic instead of the fast path "
+                             "(same boxes, slower)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="bf16 / int8 (CPU) / fp16 (CUDA) change the boxes slightly; default fp32")
     return parser.parse_args(argv)
 
 
@@ -89,8 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("--device cuda requested but no CUDA device is available")
         return 2
     label = results_label(config_name, args.depth, cfg.MODEL.DEPTH)
+    if args.precision != "fp32":
+        label += f"_{args.precision}"  # lower-precision boxes differ: keep them apart from the fp32 results
     results_dir = Path(env.results_path) / args.script / label
-    spec = TrackerSpec(args.script, args.config, str(checkpoint), args.depth, tuple(args.opts))
+    if args.faithful and args.precision != "fp32":
+        logger.error("--faithful runs in fp32; drop --precision %s", args.precision)
+        return 2
+    options = InferenceOptions.faithful() if args.faithful else InferenceOptions(precision=args.precision)
+    spec = TrackerSpec(args.script, args.config, str(checkpoint), args.depth, tuple(args.opts), options)
     logger.info("%s:%s on %s (%d sequences) -> %s", args.script, label, args.dataset, len(sequences), results_dir)
     summary = run_sequences(spec, sequences, results_dir, threads=args.threads, num_gpus=args.num_gpus,
                             device=device, progress=not args.no_progress)

@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from lib.test.evaluation.data import Sequence
+from lib.test.tracker.backends import InferenceOptions
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class TrackerSpec:
     checkpoint: Optional[str]
     depth: Optional[int] = None
     opts: tuple = ()
+    options: InferenceOptions = InferenceOptions()
 
 
 def build_tracker(spec: TrackerSpec, device: str):
@@ -109,7 +111,7 @@ def build_tracker(spec: TrackerSpec, device: str):
     net = build_network(cfg, depth=spec.depth)
     if spec.checkpoint is not None:
         load_network_weights(net, spec.checkpoint)
-    return FARTrackTracker(net.to(device), TrackerParams.from_config(cfg))
+    return FARTrackTracker(net.to(device), TrackerParams.from_config(cfg), spec.options)
 
 
 @dataclass

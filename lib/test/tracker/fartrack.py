@@ -17,13 +17,14 @@ softmax probability over the vocabulary, i.e. the mean confidence of the greedy 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from lib.models.fartrack.network import FARTrackNetwork
+from lib.test.tracker.backends import InferenceOptions, NetworkBackend, TorchBackend
 from lib.test.tracker.template_memory import oldest_needed, slot_indices
 from lib.utils.box_ops import clip_box
 from lib.utils.crop import sample_target
@@ -66,35 +67,34 @@ class TrackerParams:
 
 
 class FARTrackTracker:
-    """One tracker for every family; the network's family selects the decode, schedule and pruning."""
+    """One tracker for every family; the network's family selects the decode, schedule and pruning.
 
-    def __init__(self, net: FARTrackNetwork, params: TrackerParams = TrackerParams()) -> None:
-        self.net = net.eval()
+    ``net`` is a :class:`FARTrackNetwork` (run by a :class:`TorchBackend` with ``options``; default the fast path)
+    or any :class:`NetworkBackend`, such as the ONNX Runtime one.
+    """
+
+    def __init__(self, net: Union[FARTrackNetwork, NetworkBackend], params: TrackerParams = TrackerParams(),
+                 options: InferenceOptions = InferenceOptions()) -> None:
+        if isinstance(net, FARTrackNetwork):
+            net = TorchBackend(net, options, mean=params.mean, std=params.std)
+        self.backend = net
         self.params = params
-        self.device = next(net.parameters()).device  # the tracker works where the network lives
         self.decode, self.early_schedule = FAMILY_POLICIES[net.family]
         self.sparse = net.family == "fartrack_sparse"
+        self.spec = net.spec
         self.num_slots = net.spec.num_templates
-        shape = (1, 3, 1, 1)
-        self.mean = torch.tensor(params.mean, dtype=torch.float32, device=self.device).view(shape)
-        self.std = torch.tensor(params.std, dtype=torch.float32, device=self.device).view(shape)
         self.state: list[float] = []
         self.frame_id = 0
-        # stored index -> template crop (uint8) and, sparse only, its keep-mask
-        self.templates: dict[int, np.ndarray] = {}
+        # stored index -> what the backend keeps for that template and, sparse only, its keep-mask
+        self.templates: dict[int, Any] = {}
         self.template_masks: dict[int, Tensor] = {}
         self.num_stored = 0
         self.slots: list[int] = []
 
     # ------------------------------------------------------------------ helpers
-    def preprocess(self, crop: np.ndarray) -> Tensor:
-        """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32, /255, ImageNet-normalised (official Preprocessor)."""
-        tensor = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device).float().permute(2, 0, 1).unsqueeze(0)
-        return (tensor / 255.0 - self.mean) / self.std
-
     def _store_template(self, image: np.ndarray, box: Sequence[float]) -> None:
         crop, _ = sample_target(image, box, self.params.template_factor, self.params.template_size)
-        self.templates[self.num_stored] = crop
+        self.templates[self.num_stored] = self.backend.encode_template(crop)
         self.num_stored += 1
         self.slots = slot_indices(self.num_stored, self.num_slots, self.early_schedule, self.params.template_sampling)
         # Forget templates no later frame can select (slot indices never decrease); keeps memory bounded by use.
@@ -103,15 +103,12 @@ class FARTrackTracker:
             del self.templates[index]
             self.template_masks.pop(index, None)
 
-    def _slot_inputs(self) -> tuple[Tensor, Optional[Tensor]]:
-        templates = torch.cat([self.preprocess(self.templates[i]) for i in self.slots]).unsqueeze(0)
+    def slot_keep(self) -> Optional[Tensor]:
+        """Sparse family: the (1, T, P) keep-mask of the templates in the slots (all-True until known)."""
         if not self.sparse:
-            return templates, None
-        tokens = self.net.spec.tokens_per_template
-        keep = torch.stack([
-            self.template_masks.get(i, torch.ones(tokens, dtype=torch.bool, device=self.device)) for i in self.slots
-        ]).unsqueeze(0)
-        return templates, keep
+            return None
+        full = torch.ones(self.spec.tokens_per_template, dtype=torch.bool)
+        return torch.stack([self.template_masks.get(i, full) for i in self.slots]).unsqueeze(0)
 
     # ------------------------------------------------------------------ pytracking contract
     def initialize(self, image: np.ndarray, info: dict) -> dict:
@@ -133,17 +130,14 @@ class FARTrackTracker:
         self.frame_id += 1
         params = self.params
         crop, resize_factor = sample_target(image, self.state, params.search_factor, params.search_size)
-        search = self.preprocess(crop)
-        templates, keep = self._slot_inputs()
-        out = self.net(templates, search, template_keep=keep)
-        logits = out["logits"]
-        spec = self.net.spec
+        logits, newest_keep = self.backend.run([self.templates[i] for i in self.slots], crop, self.slot_keep())
+        spec = self.spec
         box = self.decode(logits, spec.bins, spec.value_range).view(-1, 4).mean(dim=0)  # x1 y1 x2 y2, crop units
         pred = (self._official_cxcywh(box) * params.search_size / resize_factor).tolist()
         self.state = clip_box(self._map_box_back(pred, resize_factor), height, width, margin=params.clip_margin)
         if self.sparse:
             # The mask belongs to the template that sat in the newest slot during this forward.
-            self.template_masks.setdefault(self.slots[-1], out["template_keep"][0])
+            self.template_masks.setdefault(self.slots[-1], newest_keep.cpu())
         self._store_template(image, self.state)
         confidence = logits.softmax(dim=-1).amax(dim=-1).mean().item()
         return {"target_bbox": list(self.state), "best_score": confidence}

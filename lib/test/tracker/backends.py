@@ -1,0 +1,143 @@
+"""How a tracker runs its network: the faithful path, the fast path and the lower-precision paths.
+
+The online tracker (``lib.test.tracker.fartrack``) owns crops, template memory, decoding and box maths; a backend
+owns the network. Two calls make the contract:
+
+* ``encode_template(crop)`` runs once when a template is stored and returns whatever the backend wants to keep
+  for it (the normalised image, or, on the fast path, its patch-embedding tokens);
+* ``run(encoded_templates, search_crop, template_keep)`` runs the network for one frame and returns the (1, 4, V)
+  float32 logits and, for the sparse family, the keep-mask (P,) the network computed for the newest template.
+
+``TorchBackend`` runs a :class:`FARTrackNetwork`; ``lib.export.onnx_runtime.OnnxBackend`` runs an exported graph.
+
+Paths of :class:`TorchBackend` (``InferenceOptions``):
+
+* ``faithful`` (``InferenceOptions.faithful()``): the official per-frame work and arithmetic: explicit attention,
+  every template normalised and patch-embedded every frame, pruned template tokens masked as attention keys;
+* ``fast`` (default): ``scaled_dot_product_attention``, the template patch embedding computed once per stored
+  template, pruned template tokens physically dropped (the network's eval-mode default). Same boxes as the
+  faithful path (tested), up to float rounding in the sparse tracker's expectation term;
+* ``precision``: ``fp32`` (default), ``bf16`` (weights and activations in bfloat16; CPU or GPU), ``fp16`` (GPU
+  only) or ``int8`` (dynamic int8 quantisation of every Linear layer, CPU only). These change the boxes slightly;
+  ``tracking/profile_model.py`` measures by how much.
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lib.models.fartrack.backbone import BackboneSpec
+from lib.models.fartrack.network import FARTrackNetwork
+
+PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+
+
+class NetworkBackend(Protocol):
+    """What :class:`~lib.test.tracker.fartrack.FARTrackTracker` needs from whatever runs the network."""
+
+    family: str
+    spec: BackboneSpec
+
+    def encode_template(self, crop: np.ndarray) -> Any: ...
+
+    def run(self, templates: Sequence[Any], search_crop: np.ndarray, template_keep: Optional[Tensor]
+            ) -> tuple[Tensor, Optional[Tensor]]: ...
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How :class:`TorchBackend` runs the network (see the module docstring)."""
+
+    attention: str = "sdpa"
+    cache_template_tokens: bool = True
+    drop_pruned_tokens: bool = True
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
+
+    @classmethod
+    def faithful(cls) -> "InferenceOptions":
+        """The official per-frame work and arithmetic."""
+        return cls(attention="explicit", cache_template_tokens=False, drop_pruned_tokens=False, precision="fp32")
+
+    @property
+    def name(self) -> str:
+        if self == InferenceOptions.faithful():
+            return "faithful"
+        if (self.attention, self.cache_template_tokens, self.drop_pruned_tokens) == ("sdpa", True, True):
+            base = "fast"
+        else:
+            base = "+".join([self.attention, *(["cache"] if self.cache_template_tokens else []),
+                             *(["drop"] if self.drop_pruned_tokens else [])])
+        return base if self.precision == "fp32" else f"{base}-{self.precision}"
+
+
+def _precision_network(net: FARTrackNetwork, precision: str, device: torch.device) -> FARTrackNetwork:
+    """A copy of ``net`` converted to ``precision``; fp32 shares the parameters (only the run attributes differ)."""
+    if precision == "fp32":
+        return copy.copy(net)
+    if precision == "int8":
+        if device.type != "cpu":
+            raise ValueError("int8 dynamic quantisation runs on the CPU only")
+        with warnings.catch_warnings():
+            # torch.ao's eager quantisation is deprecated in favour of torchao, but still the fastest CPU path here.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            from torch.ao.quantization import quantize_dynamic
+
+            return quantize_dynamic(copy.deepcopy(net), {nn.Linear}, dtype=torch.qint8)
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("fp16 inference needs a CUDA device (CPU half matmuls are slower than fp32); use bf16")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return copy.deepcopy(net).to(dtype)
+
+
+class TorchBackend:
+    """Runs a :class:`FARTrackNetwork` in eval mode where it lives."""
+
+    def __init__(self, net: FARTrackNetwork, options: InferenceOptions = InferenceOptions(),
+                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)
+                 ) -> None:
+        self.device = next(net.parameters()).device
+        self.options = options
+        self.family = net.family
+        self.spec = net.spec
+        self.net = _precision_network(net.eval(), options.precision, self.device).eval()
+        self.net.attention = options.attention
+        self.net.drop_pruned_tokens = options.drop_pruned_tokens
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.precision, torch.float32)
+        shape = (1, 3, 1, 1)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(shape)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(shape)
+
+    def preprocess(self, crop: np.ndarray) -> Tensor:
+        """(H, W, 3) uint8 RGB -> (1, 3, H, W), /255, ImageNet-normalised (official Preprocessor), in the run dtype."""
+        tensor = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device).permute(2, 0, 1).unsqueeze(0).float()
+        return ((tensor / 255.0 - self.mean) / self.std).to(self.dtype)
+
+    @torch.inference_mode()
+    def encode_template(self, crop: np.ndarray) -> Tensor:
+        image = self.preprocess(crop)
+        if not self.options.cache_template_tokens:
+            return image[0]
+        return self.net.backbone.embed_templates(image.unsqueeze(1))[0, 0]  # (P, C)
+
+    @torch.inference_mode()
+    def run(self, templates: Sequence[Tensor], search_crop: np.ndarray, template_keep: Optional[Tensor]
+            ) -> tuple[Tensor, Optional[Tensor]]:
+        stacked = torch.stack(list(templates)).unsqueeze(0)
+        search = self.preprocess(search_crop)
+        if self.options.cache_template_tokens:
+            out = self.net(None, search, template_keep=template_keep, template_tokens=stacked)
+        else:
+            out = self.net(stacked, search, template_keep=template_keep)
+        keep = out["template_keep"][0] if "template_keep" in out else None
+        return out["logits"].float(), keep
