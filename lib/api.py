@@ -4,6 +4,11 @@
 >>> net = load_network("fartrack_sparse", "fartrack_sparse_224_full", checkpoint="FARTrackSparse_ep0015.pth.tar")
 >>> out = net(templates, search)   # templates (B, 5, 3, 112, 112) or a list of 5; search (B, 3, 224, 224)
 >>> out["logits"].shape            # (B, 4, 605): raw logits of x1, y1, x2, y2 at the final depth
+
+>>> from lib.api import build_tracker
+>>> tracker = build_tracker(checkpoint="FARTrackSparse_ep0015.pth.tar")   # family read from the checkpoint
+>>> tracker.initialize(rgb_frame, {"init_bbox": [x, y, w, h]})
+>>> out = tracker.track(next_rgb_frame)   # {"target_bbox": [x, y, w, h], "best_score": float in [0, 1]}
 """
 from __future__ import annotations
 
@@ -13,13 +18,21 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from lib.config import load_config
-from lib.models.fartrack.network import FARTrackNetwork, build_network
+from lib.config import OFFICIAL_CONFIGS, SCRIPTS, load_config
+from lib.models.fartrack.network import NET_CLASS_NAMES, FARTrackNetwork, build_network
 from lib.models.fartrack.weights import load_network_weights
+from lib.test.evaluation.running import TrackerSpec
+from lib.test.evaluation.running import build_tracker as build_tracker_from_spec
+from lib.test.tracker.backends import PRECISIONS, InferenceOptions
+from lib.test.tracker.fartrack import FARTrackTracker
+from lib.utils.checkpoint import CheckpointError, load_checkpoint_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_network"]
+__all__ = ["load_network", "build_tracker", "checkpoint_family"]
+
+#: Official checkpoint ``net_type`` -> family (script) name.
+FAMILY_OF_NET_TYPE = {net_type: family for family, net_type in NET_CLASS_NAMES.items()}
 
 
 def load_network(
@@ -52,3 +65,96 @@ def load_network(
     else:
         load_network_weights(net, checkpoint)
     return net.to(device).eval()
+
+
+def checkpoint_family(checkpoint: Union[str, os.PathLike]) -> str:
+    """The family (script) a checkpoint was saved from, read from its ``net_type`` entry.
+
+    The file is read with :func:`lib.utils.checkpoint.load_checkpoint_file`, which never executes pickled code.
+    Raises :class:`~lib.utils.checkpoint.CheckpointError` when the file cannot be read or its ``net_type`` is not
+    one of the official names (``FARTrack``, ``FARTrackDistill``, ``FARTrackSparse``).
+    """
+    net_type = load_checkpoint_file(checkpoint).get("net_type")
+    if net_type not in FAMILY_OF_NET_TYPE:
+        raise CheckpointError(
+            f"cannot tell the family of {os.fspath(checkpoint)}: its net_type is {net_type!r}, not one of "
+            f"{', '.join(FAMILY_OF_NET_TYPE)}; pass the script ({', '.join(SCRIPTS)}) explicitly")
+    return FAMILY_OF_NET_TYPE[net_type]
+
+
+def _checked_device(device: Union[str, torch.device]) -> torch.device:
+    """``device`` as a torch.device, refusing CUDA when none is available (torch would fail later, less clearly)."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"invalid device {device!r}: {error}") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but no CUDA device is available")
+    return resolved
+
+
+def build_tracker(
+    script: Optional[str] = None,
+    config: Optional[Union[str, os.PathLike]] = None,
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    *,
+    device: Union[str, torch.device] = "cpu",
+    depth: Optional[int] = None,
+    precision: str = "fp32",
+    faithful: bool = False,
+    opts: Optional[Sequence[object]] = None,
+    threads: Optional[int] = None,
+) -> FARTrackTracker:
+    """Build a ready online tracker in one call: config, network, weights, test parameters and inference path.
+
+    Args:
+        script: ``fartrack``, ``fartrack_distill`` or ``fartrack_sparse``. Default: the family the checkpoint was
+            saved from (its ``net_type``). When both are given and differ, the checkpoint is converted to
+            ``script``'s family (as stage chaining does).
+        config: a config name under ``experiments/<script>/`` or a YAML path; default the family's official config
+            (:data:`lib.config.OFFICIAL_CONFIGS`).
+        checkpoint: an official or our own checkpoint (read without executing pickled code); None keeps the random
+            initialisation, with a warning (smoke runs only: the boxes are meaningless).
+        device: where the network runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+        depth: layers to run (Tiny / Nano / Pico = 15 / 10 / 6); default ``MODEL.DEPTH`` of the config.
+        precision: ``fp32`` (default), ``bf16``, ``fp16`` (CUDA only) or ``int8`` (CPU only); see
+            :mod:`lib.test.tracker.backends`.
+        faithful: run the official per-frame work and attention arithmetic (same boxes, slower); fp32 only.
+        opts: config overrides ``[KEY, VALUE, ...]``.
+        threads: if given, sets ``torch.set_num_threads`` (process-wide) before building.
+
+    Returns:
+        A :class:`~lib.test.tracker.fartrack.FARTrackTracker` with the ``initialize`` / ``track`` contract:
+        ``track`` returns ``{"target_bbox": [x, y, w, h], "best_score": float}`` (RGB uint8 frames).
+
+    Raises:
+        ValueError: no script and no checkpoint, an unknown script or precision, ``faithful`` with a precision
+            other than fp32, an unavailable device, or an invalid thread count.
+        CheckpointError: the checkpoint cannot be read, its family cannot be inferred, or it does not fit.
+        FileNotFoundError / ConfigError: the config cannot be found or is invalid.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
+    if faithful and precision != "fp32":
+        raise ValueError(f"the faithful path runs in fp32; drop precision={precision!r} or faithful=True")
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be a positive integer, got {threads!r}")
+        torch.set_num_threads(threads)
+    resolved_device = _checked_device(device)
+    if script is None:
+        if checkpoint is None:
+            raise ValueError("build_tracker needs a script, a checkpoint, or both")
+        script = checkpoint_family(checkpoint)
+        logger.info("%s holds a %s network: using the %s family", os.fspath(checkpoint), NET_CLASS_NAMES[script],
+                    script)
+    elif script not in SCRIPTS:
+        raise ValueError(f"unknown script {script!r}; choose one of {', '.join(SCRIPTS)}")
+    if config is None:
+        config = OFFICIAL_CONFIGS[script]
+    if checkpoint is None:
+        logger.warning("no checkpoint given: the %s tracker keeps its random initialisation", script)
+    options = InferenceOptions.faithful() if faithful else InferenceOptions(precision=precision)
+    spec = TrackerSpec(script, os.fspath(config), None if checkpoint is None else os.fspath(checkpoint), depth,
+                       tuple(opts or ()), options)
+    return build_tracker_from_spec(spec, str(resolved_device))

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from lib.config import (EXPERIMENTS_DIR, SCRIPTS, Config, ConfigError, default_config, load_config,
+from lib.config import (EXPERIMENTS_DIR, Config, ConfigError, default_config, load_config,
                         resolve_config_path)
 
 ALL_YAMLS = sorted(EXPERIMENTS_DIR.glob("*/*.yaml"))
@@ -139,7 +139,7 @@ def test_no_absolute_paths(path: Path) -> None:
 
 # --- defaults ------------------------------------------------------------------------------------------------------
 def test_default_schema() -> None:
-    base, distill, sparse = (default_config(s) for s in SCRIPTS)
+    base, distill, sparse = (default_config(s) for s in ("fartrack", "fartrack_distill", "fartrack_sparse"))
     assert base == distill
     assert base.MODEL.BINS == 400 and base.TRAIN.LR == 1e-4 and base.DATA.SEARCH.SIZE == 256
     assert base.MODEL.DEPTH == 15 and base.MODEL.SPARSE.TEST_PRUNE_RATIO == 0.25

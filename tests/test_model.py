@@ -12,7 +12,8 @@ from lib.models.fartrack.sparsify import training_keep_mask
 from spec_reference import count_block_params, reference_forward
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "spec"
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "experiments").glob("*/*.yaml"))
+EXPERIMENTS = sorted(p for p in (Path(__file__).resolve().parents[1] / "experiments").glob("*/*.yaml")
+                     if p.parent.name in FAMILIES)  # the FARTrack families (fastseqtrack: tests/test_fastseqtrack.py)
 
 
 def make_net(family: str, depth: int | None = None, seed: int = 0):

@@ -7,6 +7,7 @@ Results are read from ``<results_path>/<script>/<config>/`` and its ``got10k/`` 
 afresh on every run (no cache). Sequences without results are reported and left out. Prints a markdown table of
 AUC, OP50, OP75, Precision, NormPrecision (+ AO, SR50, SR75 for got10k_val / got10k_ltrval), all in percent.
 ``--plot`` writes success / precision / normalised-precision PNGs into ``<result_plot_path>/<dataset>/``.
+For trackers that wrote ``<seq>_exits.txt`` (FastSeqTrack) it also prints the distribution of the early exits taken.
 Exit status 1 on any error (no results at all, a malformed result file, a dataset scored by its server, ...).
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lib.test.analysis.exits import exit_table  # noqa: E402
 from lib.test.analysis.report import (EvaluationError, evaluate_trackers, markdown_table,  # noqa: E402
                                       per_sequence_table, to_json)
 from lib.test.analysis.results import ResultFileError  # noqa: E402
@@ -57,6 +59,9 @@ def main(argv=None) -> int:
     for s in scores:
         if s.missing:
             print(f"\n{s.name}: no results for {len(s.missing)} sequence(s), left out: {', '.join(s.missing)}")
+        if s.exit_counts:
+            print(f"\n{s.name}: early exits over {sum(s.exit_counts.values())} tracked frames\n")
+            print(exit_table(s.name, s.exit_counts))
         if args.per_sequence:
             print("\n" + per_sequence_table(s))
     if args.out is not None:

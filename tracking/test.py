@@ -3,7 +3,9 @@
     python tracking/test.py fartrack_sparse fartrack_sparse_224_full --dataset lasot --threads 16 --num_gpus 4
 
 Results go to ``<results_path>/<script>/<config>[_depth<L>]/`` (``got10k/`` and ``trackingnet/`` sub-folders for
-those datasets); sequences with existing results are skipped. The checkpoint defaults to the official location
+those datasets); sequences with existing results are skipped. FastSeqTrack (``fastseqtrack``) also writes
+``<seq>_exits.txt`` (the exit each frame took), and a ``--opts MODEL.DECODER.TAU t`` other than the config's sends
+its results to ``<config>_tau<t>``. The checkpoint defaults to the official location
 ``<save_dir>/checkpoints/train/<script>/<config>/<NetClass>_ep%04d.pth.tar`` with ``TEST.EPOCH``. Exits non-zero
 when any sequence failed, listing them.
 """
@@ -19,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from lib.config import SCRIPTS, ConfigError, load_config  # noqa: E402
+from lib.models import fastseqtrack  # noqa: E402
 from lib.models.fartrack.network import NET_CLASS_NAMES  # noqa: E402
 from lib.test.evaluation.datasets import DATASET_NAMES, DatasetError, get_dataset  # noqa: E402
 from lib.test.evaluation.environment import env_settings  # noqa: E402
@@ -30,13 +33,18 @@ logger = logging.getLogger("test")
 
 def default_checkpoint(save_dir: Path, script: str, config_name: str, epoch: int) -> Path:
     """The official test-time checkpoint location."""
-    return (save_dir / "checkpoints" / "train" / script / config_name
-            / f"{NET_CLASS_NAMES[script]}_ep{epoch:04d}.pth.tar")
+    net_class = fastseqtrack.NET_CLASS_NAME if script == fastseqtrack.SCRIPT else NET_CLASS_NAMES[script]
+    return save_dir / "checkpoints" / "train" / script / config_name / f"{net_class}_ep{epoch:04d}.pth.tar"
 
 
 def results_label(config_name: str, depth: int | None, config_depth: int) -> str:
     """Results folder name: the config name, plus ``_depth<L>`` when a depth other than the config's is run."""
     return config_name if depth is None or depth == config_depth else f"{config_name}_depth{depth}"
+
+
+def tau_label(config_name: str, tau: float, config_tau: float) -> str:
+    """FastSeqTrack results folder name: the config name, plus ``_tau<t>`` when a tau other than the config's runs."""
+    return config_name if tau == config_tau else f"{config_name}_tau{tau:g}"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -94,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         logger.error("--device cuda requested but no CUDA device is available")
         return 2
-    label = results_label(config_name, args.depth, cfg.MODEL.DEPTH)
+    if args.script == fastseqtrack.SCRIPT:
+        if args.depth is not None or args.faithful or args.precision != "fp32":
+            logger.error("fastseqtrack runs in fp32 on its one path and has no --depth (use --opts "
+                         "MODEL.DECODER.TAU t to set its early exits)")
+            return 2
+        label = tau_label(config_name, cfg.MODEL.DECODER.TAU, load_config(args.script, args.config).MODEL.DECODER.TAU)
+    else:
+        label = results_label(config_name, args.depth, cfg.MODEL.DEPTH)
     if args.precision != "fp32":
         label += f"_{args.precision}"  # lower-precision boxes differ: keep them apart from the fp32 results
     results_dir = Path(env.results_path) / args.script / label

@@ -2,7 +2,8 @@
 
 The defaults follow the "default" column of the official configuration (spec §2.1). An experiment YAML may only
 override keys that exist here (see :mod:`lib.config.loader`). ``fartrack`` and ``fartrack_distill`` share identical
-defaults; ``fartrack_sparse`` adds the sequence-level keys listed in :func:`_sparse_defaults`.
+defaults; ``fartrack_sparse`` adds the sequence-level keys listed in :func:`_sparse_defaults`. ``fastseqtrack`` (a
+second tracker, not FARTrack) has its own schema, :func:`_fastseqtrack_defaults`.
 
 Every official key is present, including those the official code never reads, so that the official YAML files load
 unchanged. Keys marked ``ignored`` below are read by no official code path (spec §2.2); keys marked ``unused`` are not
@@ -161,10 +162,109 @@ def _sparse_defaults() -> dict[str, Any]:
     return cfg
 
 
+def _fastseqtrack_defaults() -> dict[str, Any]:
+    """Fresh ``fastseqtrack`` defaults: FastSeqTrack-B256 as the paper describes it (project script, not FARTrack).
+
+    The DATA / TRAIN / TEST sections keep the names of the shared schema, so the samplers, processing, optimiser,
+    trainer and test runner read them unchanged; MODEL is FastSeqTrack's own. Where the paper is silent the value
+    is a documented choice (see the FastSeqTrack section of the README).
+    """
+    return {
+        "MODEL": {
+            # timm / MAE ViT weights for the encoder, under <repo>/pretrained_models/ or absolute; "" or a missing
+            # file starts from scratch with a warning.
+            "PRETRAIN_FILE": "mae_pretrain_vit_base.pth",
+            "BACKBONE": {  # the ViT encoder over [search; templates; 4 tracking tokens]
+                "STRIDE": 16,  # patch size
+                "EMBED_DIM": 768,  # ViT-B
+                "DEPTH": 12,
+                "NUM_HEADS": 12,
+                "MLP_RATIO": 4.0,
+            },
+            "DECODER": {
+                "LAYERS": 2,  # paper: 2 decoder layers, hence 3 exits (before layer 1, after each layer)
+                "EMBED_DIM": 256,  # choice: with 256 / MLP 1024 the decoder + head count 3.464 M, the paper's Table 1
+                "NUM_HEADS": 8,
+                "MLP_RATIO": 4.0,
+                # Early-exit threshold on the mean over x, y, w, h of the largest window-penalised probability
+                # (in [0, 1]). Paper: 1.6, which that mean can never exceed, so the paper's value always runs the
+                # whole decoder; any TAU >= 1 does the same.
+                "TAU": 1.6,
+            },
+            "HEAD": {  # the embedding-to-word network shared by every exit: LayerNorm + MLP + softmax
+                "N_BINS": 4000,  # paper: vocabulary of 4000 values per coordinate
+                "NUM_LAYERS": 3,  # Linear layers of the MLP
+            },
+        },
+        "TRAIN": {
+            "LR": 1e-4,
+            "WEIGHT_DECAY": 1e-4,
+            "EPOCH": 500,  # paper
+            "LR_DROP_EPOCH": 400,  # paper: LR x 0.1 after 400 epochs
+            "BATCH_SIZE": 16,  # per GPU (paper: 16 x 8 GPUs)
+            "NUM_WORKER": 10,
+            "OPTIMIZER": "ADAMW",
+            "BACKBONE_MULTIPLIER": 0.1,  # LR factor of the pretrained encoder weights
+            "CE_WEIGHT": 1.0,  # paper: lambda_ce
+            "GIOU_WEIGHT": 5.0,  # paper: lambda_iou
+            "PRINT_INTERVAL": 50,
+            "VAL_EPOCH_INTERVAL": 20,
+            "GRAD_CLIP_NORM": 0.1,
+            "AMP": False,
+            "DROP_PATH_RATE": 0.1,  # encoder stochastic depth (linear over the blocks)
+            "SCHEDULER": {"TYPE": "step"},
+        },
+        "DATA": {
+            "SAMPLER_MODE": "causal",
+            "MEAN": [0.485, 0.456, 0.406],
+            "STD": [0.229, 0.224, 0.225],
+            "MAX_SAMPLE_INTERVAL": 200,
+            "TRAIN": {
+                "DATASETS_NAME": ["LASOT", "GOT10K_vottrain", "COCO17", "TRACKINGNET"],
+                "DATASETS_RATIO": [1, 1, 1, 1],
+                "SAMPLE_PER_EPOCH": 60000,  # paper: 60k image pairs per epoch
+            },
+            "VAL": {
+                "DATASETS_NAME": ["GOT10K_votval"],
+                "DATASETS_RATIO": [1],
+                "SAMPLE_PER_EPOCH": 10000,
+            },
+            "SEARCH": {
+                "SIZE": 256,
+                "FACTOR": 4.0,
+                "CENTER_JITTER": 3.5,
+                "SCALE_JITTER": 0.5,
+                "NUMBER": 1,  # must be 1 (frame-level training)
+            },
+            "TEMPLATE": {
+                "NUMBER": 2,  # 1 (initial only) or 2 (initial + dynamic, as the paper tracks); trained as tracked
+                "SIZE": 256,  # paper: template and search crops have the same size
+                "FACTOR": 4.0,  # choice: same context as the search, so the target has the same scale in both
+                "CENTER_JITTER": 0.0,
+                "SCALE_JITTER": 0.0,
+                "ORDER": "official",  # irrelevant here: the template slots share one position embedding
+            },
+        },
+        "TEST": {
+            "TEMPLATE_FACTOR": 4.0,
+            "TEMPLATE_SIZE": 256,
+            "SEARCH_FACTOR": 4.0,
+            "SEARCH_SIZE": 256,
+            "EPOCH": 500,  # checkpoint epoch the tracker loads
+            "UPDATE_INTERVAL": 1,  # paper: the dynamic template is replaced every frame
+            # Hanning window penalty: p_k * ((1 - W) + W * hann_k); 1.0 = the paper's direct multiplication, 0 = off.
+            "WINDOW_WEIGHT": 1.0,
+            # The window is a motion prior on the centre (cx, cy); True also applies it to w and h.
+            "WINDOW_ON_SIZE": False,
+        },
+    }
+
+
 _DEFAULTS: dict[str, Callable[[], dict[str, Any]]] = {
     "fartrack": _base_defaults,
     "fartrack_distill": _base_defaults,
     "fartrack_sparse": _sparse_defaults,
+    "fastseqtrack": _fastseqtrack_defaults,
 }
 
 SCRIPTS: tuple[str, ...] = tuple(_DEFAULTS)

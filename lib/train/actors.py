@@ -266,7 +266,11 @@ def _crop_side(w: float, h: float, factor: float) -> int:
 
 
 def build_actor(net: nn.Module, cfg: Any, device: torch.device) -> Actor:
-    """The actor of the network's family."""
+    """The actor of the network's family (``fastseqtrack``: :class:`lib.train.fastseqtrack.FastSeqTrackActor`)."""
+    if unwrap(net).family == "fastseqtrack":
+        from lib.train.fastseqtrack import FastSeqTrackActor  # imports this module: resolved at call time
+
+        return FastSeqTrackActor(net, cfg, device)  # type: ignore[return-value]
     if unwrap(net).family == "fartrack_sparse":
         return SequenceActor(net, cfg, device)
     return FrameActor(net, cfg, device)

@@ -10,6 +10,8 @@ Initialisation (skipped when resuming):
 * stage 2 (``fartrack_distill``) / stage 3 (``fartrack_sparse``): the checkpoint of the previous stage
   (:func:`find_previous_checkpoint`): ``--pretrained PATH`` if given, else ``MODEL.PRETRAIN_PTH`` (relative to
   ``save_dir``) if it exists, else the latest checkpoint of the previous stage found under ``save_dir``.
+* ``fastseqtrack`` (the framework's second tracker, one stage): timm / MAE ViT weights ``MODEL.PRETRAIN_FILE``
+  for the encoder when present, otherwise from scratch with a warning (:mod:`lib.models.fastseqtrack.weights`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from lib.config import load_config
+from lib.models import fastseqtrack
 from lib.models.fartrack.network import NET_CLASS_NAMES, build_network
+from lib.models.fastseqtrack.weights import initialise_encoder
 from lib.models.fartrack.weights import load_mae_weights, load_network_weights
 from lib.train.actors import build_actor
 from lib.train.admin.environment import train_env_settings
@@ -110,8 +114,22 @@ def find_previous_checkpoint(script: str, pretrain_pth: str, save_dir: Path, exp
         f"{root}). Train the {previous} stage first with the same --save_dir, or pass --pretrained PATH.")
 
 
+def net_class_name(script: str) -> str:
+    """The network class name of a script: checkpoint ``net_type`` and file prefix ``<NetClass>_ep%04d.pth.tar``."""
+    return fastseqtrack.NET_CLASS_NAME if script == fastseqtrack.SCRIPT else NET_CLASS_NAMES[script]
+
+
+def build_script_network(cfg: Any) -> nn.Module:
+    """A randomly initialised network of the config's script."""
+    return fastseqtrack.build_network(cfg) if cfg.script == fastseqtrack.SCRIPT else build_network(cfg)
+
+
 def initialise_weights(net: nn.Module, cfg: Any, options: TrainOptions) -> None:
-    """Stage 1: MAE weights when present; stages 2/3: the previous stage's checkpoint."""
+    """Stage 1: MAE weights when present; stages 2/3: the previous stage's checkpoint; FastSeqTrack: ViT weights
+    for its encoder when present."""
+    if cfg.script == fastseqtrack.SCRIPT:
+        initialise_encoder(net, cfg.MODEL.PRETRAIN_FILE, PRETRAINED_DIR)  # type: ignore[arg-type]
+        return
     if cfg.script in PREVIOUS_STAGE:
         path = find_previous_checkpoint(cfg.script, cfg.MODEL.PRETRAIN_PTH, options.save_dir, options.pretrained)
         logger.info("%s starts from %s", cfg.script, path)
@@ -182,12 +200,12 @@ def build_trainer(options: TrainOptions, ctx: DistContext) -> Trainer:
     paths = run_paths(save_dir, cfg.script, cfg.name)
     configure_logging(ctx, paths["log"])
     seed_everything(options.seed + ctx.rank)
-    net_type = NET_CLASS_NAMES[cfg.script]
+    net_type = net_class_name(cfg.script)
     resume_from = resume_checkpoint(options.resume, paths["checkpoints"], net_type)
 
     train_loader, val_loader = build_loaders(cfg, train_env_settings(), ctx, seed=options.seed,
                                              use_lmdb=options.use_lmdb)
-    net = build_network(cfg)
+    net = build_script_network(cfg)
     if resume_from is None:
         initialise_weights(net, cfg, options)
     net.to(ctx.device)

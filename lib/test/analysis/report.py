@@ -15,7 +15,7 @@ from typing import Optional, Sequence as Seq
 
 import numpy as np
 
-from lib.test.analysis import metrics
+from lib.test.analysis import exits, metrics
 from lib.test.analysis.results import find_result_file, read_result_file, tracker_results_dir
 from lib.test.evaluation.data import Sequence
 
@@ -46,6 +46,8 @@ class TrackerScores:
     precision_curve: np.ndarray
     norm_precision_curve: np.ndarray
     got10k_ious: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Frames per early exit over the scored sequences, when the tracker wrote ``<seq>_exits.txt`` (FastSeqTrack).
+    exit_counts: dict[int, int] = field(default_factory=dict)
 
 
 def parse_tracker(spec: str) -> tuple[str, str]:
@@ -117,7 +119,11 @@ def evaluate_tracker(tracker: str, sequences: Seq[Sequence], results_path: Path,
     overall = metrics.scores_from_curves(success, precision, norm_precision)
     if got10k_protocol:
         overall.update(metrics.got10k_scores(np.concatenate(list(got_ious.values()))))
-    return TrackerScores(tracker, overall, per_sequence, missing, success, precision, norm_precision, got_ious)
+    exit_files = [exits.find_exit_file(results_dir, seq.name, seq.dataset) for seq in sequences
+                  if seq.name in per_sequence]
+    exit_counts = exits.exit_counts(p for p in exit_files if p is not None)
+    return TrackerScores(tracker, overall, per_sequence, missing, success, precision, norm_precision, got_ious,
+                         exit_counts)
 
 
 def load_sequences(dataset_name: str, env=None) -> list[Sequence]:
@@ -145,9 +151,14 @@ def evaluate_trackers(trackers: Seq[str], dataset_name: str, env=None,
 
 
 def to_json(dataset_name: str, scores: Seq[TrackerScores]) -> dict:
-    """``{"dataset": D, "trackers": {"<script>:<config>": {"overall": {...}, "per_sequence": {...}}}}``."""
-    return {"dataset": dataset_name,
-            "trackers": {s.name: {"overall": s.overall, "per_sequence": s.per_sequence} for s in scores}}
+    """``{"dataset": D, "trackers": {"<script>:<config>": {"overall": {...}, "per_sequence": {...}}}}``; trackers
+    with early exits also get ``"exits": {"<exit>": frames}``."""
+    trackers = {}
+    for s in scores:
+        trackers[s.name] = {"overall": s.overall, "per_sequence": s.per_sequence}
+        if s.exit_counts:  # only trackers with early exits
+            trackers[s.name]["exits"] = {str(index): n for index, n in s.exit_counts.items()}
+    return {"dataset": dataset_name, "trackers": trackers}
 
 
 def evaluate(trackers: Seq[str], dataset_name: str, env=None,

@@ -7,6 +7,9 @@ atomically, so an interrupted run never leaves a truncated result that a later r
 
 Unlike the official runner, a sequence that fails does not end silently: the failures are collected, reported with
 their errors, and make the command exit non-zero.
+
+Trackers with early exits (``records_exits``, FastSeqTrack) also get ``<seq>_exits.txt`` next to the boxes: one
+integer per frame, aligned with ``<seq>.txt``, the exit each frame took (-1 for frame 0, which runs no network).
 """
 from __future__ import annotations
 
@@ -61,6 +64,20 @@ def _atomic_savetxt(path: Path, array: np.ndarray, fmt: str, delimiter: str = "\
         tmp.unlink(missing_ok=True)
 
 
+def exits_path(results_dir: Path, seq: Sequence) -> Path:
+    """``<seq>_exits.txt`` next to the boxes file of ``seq``."""
+    box_path, _ = result_paths(results_dir, seq)
+    return box_path.with_name(f"{seq.name}_exits.txt")
+
+
+def write_exits(results_dir: Path, seq: Sequence, exits: SequenceType[int]) -> Path:
+    """Write the per-frame exit indices of ``seq`` (call before :func:`write_results`: a present box file then
+    means a complete result, exits included)."""
+    path = exits_path(results_dir, seq)
+    _atomic_savetxt(path, np.asarray(exits, dtype=int), fmt="%d")
+    return path
+
+
 def write_results(results_dir: Path, seq: Sequence, boxes: SequenceType[SequenceType[float]],
                   times: SequenceType[float]) -> Path:
     """Write the official result files; the time file first so a present box file means a complete result."""
@@ -70,14 +87,21 @@ def write_results(results_dir: Path, seq: Sequence, boxes: SequenceType[Sequence
     return box_path
 
 
-def track_sequence(tracker, seq: Sequence) -> tuple[list[list[float]], list[float], list[float]]:
-    """Run ``tracker`` (initialize/track contract) over ``seq``: boxes, per-frame seconds and scores."""
+def track_sequence(tracker, seq: Sequence, exits: Optional[list[int]] = None
+                   ) -> tuple[list[list[float]], list[float], list[float]]:
+    """Run ``tracker`` (initialize/track contract) over ``seq``: boxes, per-frame seconds and scores.
+
+    When ``exits`` is a list it receives the ``exit`` each frame reported (-1 for frame 0 and for trackers without
+    exits).
+    """
     image = read_rgb(seq.frames[0])
     start = time.perf_counter()
     init_out = tracker.initialize(image, {"init_bbox": seq.init_bbox()})
     times = [time.perf_counter() - start]
     boxes = [list(init_out.get("target_bbox", seq.init_bbox()))]
     scores = [1.0]
+    if exits is not None:
+        exits.append(-1)
     for frame in seq.frames[1:]:
         image = read_rgb(frame)
         start = time.perf_counter()
@@ -85,6 +109,8 @@ def track_sequence(tracker, seq: Sequence) -> tuple[list[list[float]], list[floa
         times.append(time.perf_counter() - start)
         boxes.append(list(out["target_bbox"]))
         scores.append(float(out.get("best_score", float("nan"))))
+        if exits is not None:
+            exits.append(int(out.get("exit", -1)))
     return boxes, times, scores
 
 
@@ -108,6 +134,12 @@ def build_tracker(spec: TrackerSpec, device: str):
     from lib.test.tracker.fartrack import FARTrackTracker, TrackerParams
 
     cfg = load_config(spec.script, spec.config, list(spec.opts))
+    if spec.script == "fastseqtrack":
+        from lib.test.tracker.fastseqtrack import build_tracker as build_fastseqtrack_tracker
+
+        if spec.depth is not None:
+            raise ValueError("fastseqtrack has no --depth; its early exits are set by MODEL.DECODER.TAU")
+        return build_fastseqtrack_tracker(cfg, spec.checkpoint, device)
     net = build_network(cfg, depth=spec.depth)
     if spec.checkpoint is not None:
         load_network_weights(net, spec.checkpoint)
@@ -162,7 +194,10 @@ def _init_worker(spec: TrackerSpec, base_device: str, num_gpus: int, torch_threa
 
 def _run_one(seq: Sequence, results_dir: Path) -> SequenceOutcome:
     try:
-        boxes, times, _ = track_sequence(_worker_tracker, seq)
+        exits: Optional[list[int]] = [] if getattr(_worker_tracker, "records_exits", False) else None
+        boxes, times, _ = track_sequence(_worker_tracker, seq, exits)
+        if exits is not None:
+            write_exits(results_dir, seq, exits)
         write_results(results_dir, seq, boxes, times)
         return SequenceOutcome(seq.name, "done", frames=len(times), seconds=float(sum(times)))
     except Exception as error:  # noqa: BLE001 - reported per sequence, the run goes on and then fails

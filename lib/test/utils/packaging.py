@@ -22,8 +22,8 @@ from typing import Callable, Optional
 logger = logging.getLogger(__name__)
 
 _INT_ROW = re.compile(r"^\s*(-?\d+)\s*([\t,])\s*(-?\d+)\s*\2\s*(-?\d+)\s*\2\s*(-?\d+)\s*$")
-#: Suffixes of the runner's side files that are not box results.
-SIDE_FILE_SUFFIXES = ("_time.txt", "_all_boxes.txt", "_all_scores.txt")
+#: Suffixes of the runner's side files that are not box results (``_exits.txt``: FastSeqTrack's exit per frame).
+SIDE_FILE_SUFFIXES = ("_time.txt", "_all_boxes.txt", "_all_scores.txt", "_exits.txt")
 
 
 class SubmissionError(RuntimeError):

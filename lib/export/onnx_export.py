@@ -1,0 +1,249 @@
+"""Export the FARTrack per-frame network to ONNX (static shapes, pinned opset, self-describing metadata).
+
+    from lib.api import load_network
+    from lib.export import export_onnx
+
+    net = load_network("fartrack_sparse", "fartrack_sparse_224_full", checkpoint="FARTrackSparse_ep0015.pth.tar")
+    export_onnx(net, "fartrack_sparse.onnx", tracker_params=TrackerParams.from_config(cfg))
+
+What the graph computes (:class:`FrameGraph`) is one tracker step of the network: templates (1, T, 3, t, t), the
+search crop (1, 3, s, s) and, for the sparse family, the per-slot keep-mask (1, T, P) in; the command-token logits
+(1, 4, V) and, sparse family, the newest template's keep-mask (1, P) out. Every size comes from the network's
+:class:`BackboneSpec`; the names, shapes and metadata keys are defined in :mod:`lib.export.onnx_runtime`.
+
+Choices, and why:
+
+* **Exporter: the dynamo exporter** (``torch.onnx.export(..., dynamo=True)``, needs ``onnxscript``). The TorchScript
+  exporter is deprecated in torch 2.x and cannot export the sparse family's keep-mask (it has no symbolic for the
+  in-place boolean ``scatter_`` of :func:`~lib.models.fartrack.sparsify.keep_highest`).
+* **Opset** :data:`OPSET` = 18, the dynamo exporter's native opset in torch 2.14 (no version conversion pass).
+* **Static shapes, masked sparse path.** The network's eval-mode default physically drops pruned template tokens,
+  which makes the sequence length depend on the mask. The graph instead keeps all T*P template tokens and masks the
+  pruned ones as attention keys with the masked LayerNorm (the official training arithmetic), which is numerically
+  the same (spec 3.5) and keeps every shape static.
+* **Attention:** ``explicit`` (the official arithmetic; ``sdpa`` exports too and is decomposed into the same
+  MatMul / Softmax nodes at this opset).
+* **The sparse word-embedding quirk.** ``word_embeddings`` is ``nn.Embedding(max_norm=1)``: each lookup renormalises
+  the command rows *in place*, and the tied output head reads the same matrix. The export works on a copy: it runs
+  that lookup once (the renorm is idempotent afterwards) and then switches ``max_norm`` off, so the graph carries the
+  steady-state rows as constants and has no side effect. The caller's network is not modified; its own first
+  forward applies the same renorm, so both give the same logits.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from lib.export.onnx_runtime import INSTALL_HINT, OnnxBackend, OnnxModelInfo
+from lib.models.fartrack.network import FARTrackNetwork
+from lib.models.fartrack.sparsify import inference_keep_mask, token_keep_vector, training_keep_mask
+from lib.test.tracker.fartrack import TrackerParams
+
+logger = logging.getLogger(__name__)
+
+#: The ONNX opset every export uses unless told otherwise (the one the tests cover).
+OPSET = 18
+#: Attention implementation of the exported graph (see the module docstring).
+EXPORT_ATTENTION = "explicit"
+#: Largest tolerated |logit difference| between ONNX Runtime and PyTorch in the post-export check.
+LOGIT_ATOL = 1e-4
+
+
+class OnnxExportError(RuntimeError):
+    """The export produced a graph that is invalid or disagrees with the PyTorch network."""
+
+
+class FrameGraph(nn.Module):
+    """The exported computation: the network's eval forward for one frame, restricted to what the tracker reads.
+
+    It assembles :meth:`FARTrackNetwork.forward` from the same network pieces (template / search embedding, slot
+    embeddings, command tokens, layers, tied head, keep-mask), minus the data-dependent choice between dropping and
+    masking pruned tokens (always masked here) and minus the distillation heads the tracker never reads. The
+    post-export check compares the ONNX outputs with the network's own forward.
+    """
+
+    def __init__(self, net: FARTrackNetwork) -> None:
+        super().__init__()
+        self.net = net
+        self.sparse = net.family == "fartrack_sparse"
+
+    def forward(self, templates: Tensor, search: Tensor, template_keep: Optional[Tensor] = None
+                ) -> Union[Tensor, tuple[Tensor, Tensor]]:
+        net = self.net
+        backbone, spec = net.backbone, net.spec
+        num_slots, per_template = spec.num_templates, spec.tokens_per_template
+        slot_ids = net.identity[:, :num_slots].unsqueeze(2)
+        template_tokens = (backbone.embed_templates(templates) + slot_ids).flatten(1, 2)
+        search_tokens = backbone.embed_search(search) + net.identity[:, -1:]
+        tokens = torch.cat([template_tokens, search_tokens, backbone.command_tokens(templates.shape[0])], dim=1)
+        if not self.sparse:
+            tokens, _, _ = backbone.run_layers(tokens, net.depth, attention=net.attention)
+            return backbone.head(tokens[:, -spec.num_command_tokens:])
+        if template_keep is None:
+            raise ValueError("the sparse graph needs template_keep (1, T, P)")
+        key_keep = token_keep_vector(template_keep, spec.num_search_tokens + spec.num_command_tokens)
+        num_template_tokens = num_slots * per_template
+        tokens, scores, _ = backbone.run_layers(
+            tokens, net.depth, key_keep=key_keep, score_query=num_template_tokens + spec.centre_search_index,
+            attention=net.attention,
+        )
+        logits = backbone.head(tokens[:, -spec.num_command_tokens:])
+        newest_scores = scores[:, num_template_tokens - per_template: num_template_tokens]
+        return logits, inference_keep_mask(newest_scores, net.test_prune_ratio)
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What :func:`export_onnx` wrote and how well it matched PyTorch."""
+
+    path: Path
+    info: OnnxModelInfo
+    seconds: float
+    max_logit_diff: Optional[float]
+
+
+def export_ready_copy(net: FARTrackNetwork, attention: str = EXPORT_ATTENTION) -> FARTrackNetwork:
+    """A float32 CPU eval copy of ``net`` with the masked sparse path and the word-embedding renorm baked in."""
+    ready = copy.deepcopy(net).cpu().float().eval()
+    ready.attention = attention
+    ready.drop_pruned_tokens = False
+    embedding = ready.backbone.word_embeddings
+    if embedding.max_norm is not None:
+        with torch.no_grad():
+            # The same lookup the forward does: it renormalises the command rows in place (official quirk).
+            embedding(ready.backbone.command_ids)
+        embedding.max_norm = None
+    return ready
+
+
+def example_inputs(net: FARTrackNetwork, seed: int = 0) -> tuple[Tensor, ...]:
+    """Deterministic inputs of the graph's shapes; the sparse keep-mask prunes slots 0..T-2 as in training."""
+    spec = net.spec
+    generator = torch.Generator().manual_seed(seed)
+    templates = torch.randn(1, spec.num_templates, 3, spec.template_size, spec.template_size, generator=generator)
+    search = torch.randn(1, 3, spec.search_size, spec.search_size, generator=generator)
+    if net.family != "fartrack_sparse":
+        return templates, search
+    scores = torch.rand(1, spec.num_templates, spec.tokens_per_template, generator=generator)
+    return templates, search, training_keep_mask(scores, net.test_prune_ratio)
+
+
+def _import_onnx() -> Any:
+    try:
+        import onnx
+        import onnxscript  # noqa: F401 - the dynamo exporter needs it; fail here with the install hint
+    except ImportError as error:
+        raise ImportError(f"ONNX export needs onnx and onnxscript; {INSTALL_HINT}") from error
+    return onnx
+
+
+def _model_info(net: FARTrackNetwork, opset: int, attention: str, tracker_params: TrackerParams) -> OnnxModelInfo:
+    spec = net.spec
+    if (tracker_params.template_size, tracker_params.search_size) != (spec.template_size, spec.search_size):
+        raise ValueError(f"tracker crop sizes {tracker_params.template_size}/{tracker_params.search_size} differ from "
+                         f"the network's {spec.template_size}/{spec.search_size}")
+    return OnnxModelInfo(family=net.family, spec=spec, depth=net.depth, opset=opset, attention=attention,
+                         test_prune_ratio=float(net.test_prune_ratio), tracker_params=tracker_params)
+
+
+def export_onnx(
+    net: FARTrackNetwork,
+    path: Union[str, os.PathLike],
+    tracker_params: TrackerParams = TrackerParams(),
+    opset: int = OPSET,
+    attention: str = EXPORT_ATTENTION,
+    verify: bool = True,
+) -> ExportReport:
+    """Export ``net`` (any family, at its current ``depth``) to ``path`` and, by default, check it with ONNX Runtime.
+
+    Args:
+        net: the network; it is copied, never modified.
+        path: the ``.onnx`` file to write (atomically; parent folders are created).
+        tracker_params: the tracker's test parameters (``TrackerParams.from_config(cfg)``), stored in the metadata
+            so :class:`OnnxBackend` can rebuild the tracker from the file alone.
+        opset: the ONNX opset (default and tested: :data:`OPSET`).
+        attention: ``explicit`` or ``sdpa``.
+        verify: run the file with ONNX Runtime on deterministic inputs and require logits within
+            :data:`LOGIT_ATOL` of the network's forward and a keep-mask that is a valid top-k of its scores.
+    Raises:
+        OnnxExportError: the graph fails the ONNX checker, has another opset, or disagrees with PyTorch.
+    """
+    onnx = _import_onnx()
+    start = time.perf_counter()
+    path = Path(path)
+    ready = export_ready_copy(net, attention)
+    info = _model_info(ready, opset, attention, tracker_params)
+    inputs = example_inputs(ready)
+    input_names = list(info.input_shapes())
+    output_names = list(info.output_shapes())
+    with warnings.catch_warnings():
+        # The exporter warns about internals (deprecated torch.export options, onnxscript notes) we cannot act on.
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(FrameGraph(ready).eval(), inputs, None, input_names=input_names,
+                                    output_names=output_names, opset_version=opset, dynamo=True,
+                                    external_data=False, optimize=True, verbose=False)
+    model = program.model_proto
+    versions = {entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")}
+    if versions != {opset}:
+        raise OnnxExportError(f"the exporter produced opset {sorted(versions)}, not the requested {opset}")
+    for key, value in info.to_metadata().items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    model.doc_string = (f"FARTrack {info.family} per-frame network, depth {info.depth}: inputs {info.input_shapes()}, "
+                        f"outputs {info.output_shapes()}")
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise OnnxExportError(f"the exported graph fails the ONNX checker: {error}") from error
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        onnx.save_model(model, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    max_diff = check_against_torch(ready, path, inputs) if verify else None
+    report = ExportReport(path=path, info=info, seconds=time.perf_counter() - start, max_logit_diff=max_diff)
+    logger.info("exported %s (%s, depth %d, opset %d) in %.1f s%s", path, info.family, info.depth, opset,
+                report.seconds, "" if max_diff is None else f", max |logit diff| {max_diff:.2e}")
+    return report
+
+
+def check_against_torch(net: FARTrackNetwork, path: Union[str, os.PathLike], inputs: tuple[Tensor, ...],
+                        atol: float = LOGIT_ATOL) -> float:
+    """Run ``path`` with ONNX Runtime and ``net.forward`` on ``inputs``; return the max |logit difference|.
+
+    Raises :class:`OnnxExportError` when the logits differ by more than ``atol`` or, for the sparse family, when the
+    ONNX keep-mask is not a top-k of the PyTorch scores (tokens it keeps must not score lower, beyond ``atol``, than
+    tokens it drops: near-ties may legitimately resolve either way under float rounding).
+    """
+    backend = OnnxBackend(path)
+    feeds = {name: tensor.numpy() for name, tensor in zip(backend.info.input_shapes(), inputs)}
+    outputs = backend.session.run(list(backend.info.output_shapes()), feeds)
+    with torch.no_grad():
+        reference = net(inputs[0], inputs[1], template_keep=inputs[2] if len(inputs) > 2 else None)
+    max_diff = float(np.abs(outputs[0] - reference["logits"].numpy()).max())
+    if not max_diff <= atol:
+        raise OnnxExportError(f"ONNX Runtime logits differ from PyTorch by {max_diff:.3g} (> {atol:g})")
+    if backend.info.sparse:
+        onnx_keep = torch.from_numpy(outputs[1][0])
+        scores = reference["template_scores"][0, -1]
+        kept, dropped = scores[onnx_keep], scores[~onnx_keep]
+        same_count = int(onnx_keep.sum()) == int(reference["template_keep"][0].sum())
+        if not same_count or (dropped.numel() and kept.numel() and float(kept.min()) < float(dropped.max()) - atol):
+            raise OnnxExportError("the ONNX keep-mask of the newest template is not a top-k of the PyTorch scores")
+    return max_diff
+
+
+__all__ = ["OPSET", "EXPORT_ATTENTION", "LOGIT_ATOL", "ExportReport", "FrameGraph", "OnnxExportError",
+           "check_against_torch", "example_inputs", "export_onnx", "export_ready_copy"]

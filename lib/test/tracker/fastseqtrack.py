@@ -1,0 +1,154 @@
+"""Online FastSeqTrack tracker (paper section 3.3, "Inference"), pytracking contract, RGB uint8 frames:
+
+    tracker.initialize(image, {"init_bbox": [x, y, w, h]})
+    out = tracker.track(image)   # {"target_bbox": [x, y, w, h], "best_score": float, "exit": int}
+
+Per frame: crop the search region (``TEST.SEARCH_FACTOR``, ``TEST.SEARCH_SIZE``) around the current box; encode it
+with the templates -- the initial one and, with ``DATA.TEMPLATE.NUMBER`` 2, a dynamic one; decode the 4 tracking
+tokens layer by layer and stop at the first exit whose score is above ``MODEL.DECODER.TAU``
+(:meth:`~lib.models.fastseqtrack.network.FastSeqTrackNetwork.track`), with the probabilities multiplied by the 1-D
+Hanning window (``TEST.WINDOW_WEIGHT``; a motion prior on the centre); map the ``(cx, cy, w, h)`` words back to the
+image and clip the box (``clip_box``, margin 10) as the FARTrack trackers do; every ``TEST.UPDATE_INTERVAL`` frames
+(paper: 1) replace the dynamic template with a crop (``TEST.TEMPLATE_FACTOR``, ``TEST.TEMPLATE_SIZE``) around the
+new box.
+
+``best_score`` is the exit score of the exit taken (mean over the 4 coordinates of the largest penalised
+probability, in [0, 1]); ``exit`` is its index: 0 = before the first decoder layer, ``l`` = after layer ``l``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lib.models.fastseqtrack.network import FastSeqTrackNetwork, build_network, hanning_window
+from lib.models.fastseqtrack.weights import load_network_weights
+from lib.utils.box_ops import clip_box
+from lib.utils.crop import sample_target
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FastSeqTrackParams:
+    """Test-time settings, from ``cfg.TEST``, ``cfg.DATA`` and ``cfg.MODEL.DECODER.TAU``."""
+
+    template_factor: float = 4.0
+    template_size: int = 256
+    search_factor: float = 4.0
+    search_size: int = 256
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    num_templates: int = 2
+    update_interval: int = 1
+    tau: float = 1.6
+    window_weight: float = 1.0
+    window_on_size: bool = False
+    clip_margin: int = 10
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "FastSeqTrackParams":
+        test = cfg.TEST
+        return cls(template_factor=test.TEMPLATE_FACTOR, template_size=test.TEMPLATE_SIZE,
+                   search_factor=test.SEARCH_FACTOR, search_size=test.SEARCH_SIZE, mean=tuple(cfg.DATA.MEAN),
+                   std=tuple(cfg.DATA.STD), num_templates=cfg.DATA.TEMPLATE.NUMBER,
+                   update_interval=test.UPDATE_INTERVAL, tau=cfg.MODEL.DECODER.TAU,
+                   window_weight=test.WINDOW_WEIGHT, window_on_size=test.WINDOW_ON_SIZE)
+
+
+class FastSeqTrackTracker:
+    """The FastSeqTrack tracker around a :class:`FastSeqTrackNetwork` (run in eval mode where it lives)."""
+
+    #: ``lib.test.evaluation.running`` writes the per-frame ``exit`` of trackers that set this.
+    records_exits = True
+
+    def __init__(self, net: FastSeqTrackNetwork, params: FastSeqTrackParams = FastSeqTrackParams()) -> None:
+        spec = net.spec
+        if params.num_templates != spec.num_templates:
+            raise ValueError(f"the tracker uses {params.num_templates} templates but the network takes "
+                             f"{spec.num_templates}")
+        if (params.template_size, params.search_size) != (spec.template_size, spec.search_size):
+            raise ValueError(f"crop sizes {params.template_size} / {params.search_size} differ from the network's "
+                             f"{spec.template_size} / {spec.search_size}")
+        self.net = net.eval()
+        self.params = params
+        self.device = next(net.parameters()).device
+        self.window = hanning_window(spec.n_bins, params.window_weight, params.window_on_size, self.device)
+        shape = (1, 3, 1, 1)
+        self.mean = torch.tensor(params.mean, dtype=torch.float32, device=self.device).view(shape)
+        self.std = torch.tensor(params.std, dtype=torch.float32, device=self.device).view(shape)
+        self.state: list[float] = []
+        self.frame_id = 0
+        self.initial_template: Optional[Tensor] = None  # (P, C) tokens of the first frame's template
+        self.dynamic_template: Optional[Tensor] = None  # (P, C) tokens of the latest template
+
+    # ------------------------------------------------------------------ helpers
+    def _preprocess(self, crop: np.ndarray) -> Tensor:
+        """(H, W, 3) uint8 RGB -> (1, 3, H, W) float, /255, ImageNet-normalised (as the training processing)."""
+        tensor = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device).permute(2, 0, 1).unsqueeze(0).float()
+        return (tensor / 255.0 - self.mean) / self.std
+
+    @torch.inference_mode()
+    def _template_tokens(self, image: np.ndarray, box: Sequence[float]) -> Tensor:
+        """Crop a template around ``box`` and embed it once: its (P, C) patch tokens with position embedding."""
+        crop, _ = sample_target(image, box, self.params.template_factor, self.params.template_size)
+        return self.net.backbone.embed_templates(self._preprocess(crop).unsqueeze(1))[0, 0]
+
+    def _slot_tokens(self) -> Tensor:
+        """(1, T, P, C) template tokens: the initial template, then the dynamic one when two are used."""
+        assert self.initial_template is not None and self.dynamic_template is not None
+        slots = [self.initial_template, self.dynamic_template][: self.params.num_templates]
+        return torch.stack(slots).unsqueeze(0)
+
+    # ------------------------------------------------------------------ pytracking contract
+    def initialize(self, image: np.ndarray, info: dict) -> dict:
+        box = [float(v) for v in info["init_bbox"]]
+        if len(box) != 4 or not all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
+            raise ValueError(f"initial box must be [x, y, w, h] with positive finite w and h, got {info['init_bbox']}")
+        self.initial_template = self._template_tokens(image, box)
+        self.dynamic_template = self.initial_template  # the dynamic slot starts as a copy of the initial template
+        self.state = box
+        self.frame_id = 0
+        return {"target_bbox": list(box)}
+
+    @torch.inference_mode()
+    def track(self, image: np.ndarray, info: Optional[dict] = None) -> dict:
+        """Track one frame (``info`` is part of the pytracking signature and not used)."""
+        if self.initial_template is None:
+            raise RuntimeError("call initialize() before track()")
+        height, width = image.shape[:2]
+        self.frame_id += 1
+        params = self.params
+        crop, resize_factor = sample_target(image, self.state, params.search_factor, params.search_size)
+        decision = self.net.track(None, self._preprocess(crop), tau=params.tau, window=self.window,
+                                  template_tokens=self._slot_tokens())
+        pred = (decision.box[0] * params.search_size / resize_factor).tolist()  # cx, cy, w, h in image pixels
+        self.state = clip_box(self._map_box_back(pred, resize_factor), height, width, margin=params.clip_margin)
+        if params.num_templates > 1 and self.frame_id % params.update_interval == 0:
+            self.dynamic_template = self._template_tokens(image, self.state)
+        return {"target_bbox": list(self.state), "best_score": float(decision.score[0]),
+                "exit": int(decision.exit[0])}
+
+    def _map_box_back(self, pred_cxcywh: list[float], resize_factor: float) -> list[float]:
+        """Crop-centred box -> image box, relative to the centre of the previous state (as the FARTrack trackers)."""
+        cx_prev = self.state[0] + 0.5 * self.state[2]
+        cy_prev = self.state[1] + 0.5 * self.state[3]
+        cx, cy, w, h = pred_cxcywh
+        half_side = 0.5 * self.params.search_size / resize_factor
+        return [cx + (cx_prev - half_side) - 0.5 * w, cy + (cy_prev - half_side) - 0.5 * h, w, h]
+
+
+def build_tracker(cfg: Any, checkpoint: Optional[Union[str, Any]], device: Union[str, torch.device] = "cpu"
+                  ) -> FastSeqTrackTracker:
+    """Network of a loaded ``fastseqtrack`` config, weights from ``checkpoint`` (None: random, with a warning), and
+    the tracker with the config's test settings."""
+    net = build_network(cfg)
+    if checkpoint is None:
+        logger.warning("no checkpoint given: FastSeqTrack keeps its random initialisation")
+    else:
+        load_network_weights(net, checkpoint)
+    return FastSeqTrackTracker(net.to(device), FastSeqTrackParams.from_config(cfg))

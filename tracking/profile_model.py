@@ -1,0 +1,184 @@
+"""Profile a FARTrack tracker: parameters, MACs, model-only and end-to-end latency, FLOP/s against the roofline.
+
+    python tracking/profile_model.py --script fartrack_sparse --config fartrack_sparse_224_full \
+        --depth 15 10 6 --paths faithful fast bf16 int8 --threads 2 --json output/profile/sparse.json
+
+For every depth and inference path (``faithful``: the official per-frame work and arithmetic; ``fast``: the
+default path; ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA): the fast path in lower precision) it prints the
+median and p90 latency and FPS of the network alone and of the whole tracker step on real frames, the speed-up
+over the faithful path measured in the same run, and how far each path's boxes move from the faithful ones
+(max corner difference in px and mean IoU over the sequence). MACs come from ``torch.utils.flop_counter``
+(projections + attention products, batch 1) at 100 % and, for the sparse family, at the inference retention;
+the achieved FLOP/s (2 x MACs / model-only median) is compared with a large fp32 matrix product timed in the
+same run. See ``lib/test/profiling.py`` for exactly what is timed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torchvision.ops import box_iou  # noqa: E402
+
+from lib.config import SCRIPTS, ConfigError, load_config  # noqa: E402
+from lib.models.fartrack.complexity import count_macs, paper_param_count  # noqa: E402
+from lib.models.fartrack.network import build_network  # noqa: E402
+from lib.models.fartrack.sparsify import num_pruned  # noqa: E402
+from lib.models.fartrack.weights import load_network_weights  # noqa: E402
+from lib.test.evaluation.running import read_rgb  # noqa: E402
+from lib.test.profiling import environment, matmul_roofline, time_end_to_end, time_model_only  # noqa: E402
+from lib.test.tracker.backends import InferenceOptions  # noqa: E402
+from lib.test.tracker.fartrack import FARTrackTracker, TrackerParams  # noqa: E402
+from lib.utils.box_ops import box_xywh_to_xyxy  # noqa: E402
+
+logger = logging.getLogger("profile_model")
+
+DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-sequences" / "otb_Human3_first100"
+PATHS = {
+    "faithful": InferenceOptions.faithful(),
+    "fast": InferenceOptions(),
+    "bf16": InferenceOptions(precision="bf16"),
+    "fp16": InferenceOptions(precision="fp16"),
+    "int8": InferenceOptions(precision="int8"),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--script", required=True, choices=SCRIPTS)
+    parser.add_argument("--config", required=True, help="config name under experiments/<script>/ or a YAML path")
+    parser.add_argument("--depth", type=int, nargs="+", help="layers to run (default: the config's MODEL.DEPTH)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=["faithful", "fast"],
+                        help="inference paths to time; the first is the reference for speed-ups and box changes")
+    parser.add_argument("--checkpoint", type=Path, help="weights (default: random, which times the same)")
+    parser.add_argument("--frames_dir", type=Path, default=DEFAULT_FRAMES,
+                        help="image folder with groundtruth.txt (first line = initial box)")
+    parser.add_argument("--frames", type=int, default=60, help="frames of the folder to track")
+    parser.add_argument("--calls", type=int, default=50, help="timed calls per measurement")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed calls before each measurement")
+    parser.add_argument("--opts", nargs="+", default=[], help="config overrides KEY VALUE [KEY VALUE ...]")
+    parser.add_argument("--json", type=Path, help="also write everything as JSON")
+    return parser.parse_args(argv)
+
+
+def load_frames(folder: Path, count: int) -> tuple[list[np.ndarray], list[float]]:
+    paths = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
+    gt_file = folder / "groundtruth.txt"
+    if len(paths) < 2 or not gt_file.is_file():
+        raise FileNotFoundError(f"{folder} needs at least two images and a groundtruth.txt (pass --frames_dir)")
+    first = gt_file.read_text().splitlines()[0].replace("\t", ",").replace(" ", ",")
+    init_box = [float(v) for v in first.split(",") if v][:4]
+    return [read_rgb(str(p)) for p in paths], init_box
+
+
+def track_boxes(tracker: FARTrackTracker, frames: list[np.ndarray], init_box: list[float]) -> torch.Tensor:
+    tracker.initialize(frames[0], {"init_bbox": init_box})
+    boxes = [tracker.track(frame)["target_bbox"] for frame in frames[1:]]
+    return torch.tensor(boxes, dtype=torch.float64)
+
+
+def box_change(boxes: torch.Tensor, reference: torch.Tensor) -> dict:
+    """How far ``boxes`` are from ``reference`` (both (N, 4) xywh): max corner difference and mean IoU."""
+    a, b = box_xywh_to_xyxy(boxes), box_xywh_to_xyxy(reference)
+    iou = box_iou(a, b).diagonal()
+    return {"max_corner_diff_px": float((a - b).abs().max()), "mean_iou_to_reference": float(iou.mean())}
+
+
+def profile(args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    cfg = load_config(args.script, args.config, args.opts)
+    frames, init_box = load_frames(args.frames_dir, args.frames)
+    net = build_network(cfg)
+    if args.checkpoint:
+        load_network_weights(net, args.checkpoint)
+    else:
+        logger.warning("no --checkpoint: random weights (latency does not depend on the weights)")
+    net = net.to(device).eval()
+    params = TrackerParams.from_config(cfg)
+    spec = net.spec
+    roofline = matmul_roofline(device)
+    logger.info("fp32 matrix-product roofline on %s with %d threads: %.1f GFLOP/s", device, threads, roofline / 1e9)
+    result = {"script": args.script, "config": args.config, "environment": environment(device, threads),
+              "roofline_gflops": roofline / 1e9, "frames": str(args.frames_dir), "rows": []}
+    for depth in args.depth or [cfg.MODEL.DEPTH]:
+        net.depth = depth
+        full = [spec.tokens_per_template] * spec.num_templates
+        macs = {"100%": count_macs(net, full if net.family == "fartrack_sparse" else None).as_dict()}
+        if net.family == "fartrack_sparse":
+            kept = spec.tokens_per_template - num_pruned(spec.tokens_per_template, net.test_prune_ratio)
+            macs[f"{kept}/{spec.tokens_per_template} in older slots"] = count_macs(
+                net, [kept] * (spec.num_templates - 1) + [spec.tokens_per_template]).as_dict()
+        step_macs = list(macs.values())[-1]["total_macs"]  # the configuration the tracker runs in steady state
+        reference_boxes = None
+        for name in args.paths:
+            tracker = FARTrackTracker(net, params, PATHS[name])
+            model = time_model_only(tracker, frames, init_box, device, args.calls, args.warmup)
+            end_to_end = time_end_to_end(tracker, frames, init_box, device, args.calls, args.warmup)
+            boxes = track_boxes(tracker, frames, init_box)
+            reference_boxes = boxes if reference_boxes is None else reference_boxes
+            achieved = 2.0 * step_macs / (model.median_ms / 1000.0)
+            result["rows"].append({
+                "depth": depth, "path": name, "options": PATHS[name].__dict__,
+                "paper_params": paper_param_count(net), "state_dict_params": sum(v.numel() for v in net.state_dict().values()),
+                "macs": macs, "model_only": model.as_dict(), "end_to_end": end_to_end.as_dict(),
+                "achieved_gflops": achieved / 1e9, "roofline_fraction": achieved / roofline,
+                "boxes_vs_reference": box_change(boxes, reference_boxes),
+            })
+    reference = {}
+    for row in result["rows"]:
+        first = reference.setdefault(row["depth"], row)
+        row["speedup_model_only"] = first["model_only"]["median_ms"] / row["model_only"]["median_ms"]
+        row["speedup_end_to_end"] = first["end_to_end"]["median_ms"] / row["end_to_end"]["median_ms"]
+    return result
+
+
+def print_table(result: dict, reference_path: str) -> None:
+    env = result["environment"]
+    print(f"{result['script']} / {result['config']} on {env['cpu'] if env['device'] == 'cpu' else env.get('gpu')} "
+          f"({env['device']}, {env['torch_threads']} threads, torch {env['torch']}); fp32 matmul roofline "
+          f"{result['roofline_gflops']:.1f} GFLOP/s")
+    print("| layers | path | params (paper) | GMACs (steady state) | model ms (p90) | model FPS | end-to-end ms (p90) "
+          f"| end-to-end FPS | x {reference_path} (model / e2e) | GFLOP/s (% roofline) | boxes vs {reference_path} (max px, IoU) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in result["rows"]:
+        macs = list(r["macs"].values())[-1]["total_macs"] / 1e9
+        m, e, b = r["model_only"], r["end_to_end"], r["boxes_vs_reference"]
+        print(f"| {r['depth']} | {r['path']} | {r['paper_params'] / 1e6:.2f} M | {macs:.3f} "
+              f"| {m['median_ms']:.1f} ({m['p90_ms']:.1f}) | {m['fps']:.1f} | {e['median_ms']:.1f} ({e['p90_ms']:.1f}) "
+              f"| {e['fps']:.1f} | {r['speedup_model_only']:.2f} / {r['speedup_end_to_end']:.2f} "
+              f"| {r['achieved_gflops']:.1f} ({r['roofline_fraction']:.1%}) "
+              f"| {b['max_corner_diff_px']:.2f}, {b['mean_iou_to_reference']:.3f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        logger.error("--device cuda requested but no CUDA device is available")
+        return 2
+    try:
+        result = profile(args)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
+        logger.error("%s", error)
+        return 2
+    print_table(result, args.paths[0])
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+        logger.info("wrote %s", args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
