@@ -137,8 +137,9 @@ class FARTrackNetwork(nn.Module):
         key_keep = None
         if template_keep is not None:
             template_keep = template_keep.to(device=search.device, dtype=torch.bool)
+            # Dropping needs the same token count in every sample (always true for one sequence: no device sync).
             kept_counts = template_keep.flatten(1).sum(dim=1)
-            uniform = bool((kept_counts == kept_counts[0]).all())
+            uniform = batch == 1 or bool((kept_counts == kept_counts[0]).all())
             if not self.training and self.drop_pruned_tokens and uniform:
                 # Removing masked keys from every layer removes them entirely: drop the tokens.
                 template_tokens = template_tokens[template_keep.flatten(1)].reshape(batch, -1, spec.embed_dim)

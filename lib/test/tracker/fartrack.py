@@ -107,7 +107,9 @@ class FARTrackTracker:
         """Sparse family: the (1, T, P) keep-mask of the templates in the slots (all-True until known)."""
         if not self.sparse:
             return None
-        full = torch.ones(self.spec.tokens_per_template, dtype=torch.bool)
+        known = [self.template_masks[i] for i in self.slots if i in self.template_masks]
+        # Masks stay where the backend made them (no per-frame host/device copies).
+        full = torch.ones(self.spec.tokens_per_template, dtype=torch.bool, device=known[0].device if known else None)
         return torch.stack([self.template_masks.get(i, full) for i in self.slots]).unsqueeze(0)
 
     # ------------------------------------------------------------------ pytracking contract
@@ -133,13 +135,15 @@ class FARTrackTracker:
         logits, newest_keep = self.backend.run([self.templates[i] for i in self.slots], crop, self.slot_keep())
         spec = self.spec
         box = self.decode(logits, spec.bins, spec.value_range).view(-1, 4).mean(dim=0)  # x1 y1 x2 y2, crop units
-        pred = (self._official_cxcywh(box) * params.search_size / resize_factor).tolist()
+        confidence = logits.softmax(dim=-1).amax(dim=-1).mean()
+        # One device-to-host transfer per frame for the box and the score.
+        *pred, confidence = torch.cat([self._official_cxcywh(box) * params.search_size / resize_factor,
+                                       confidence.view(1)]).tolist()
         self.state = clip_box(self._map_box_back(pred, resize_factor), height, width, margin=params.clip_margin)
         if self.sparse:
             # The mask belongs to the template that sat in the newest slot during this forward.
-            self.template_masks.setdefault(self.slots[-1], newest_keep.cpu())
+            self.template_masks.setdefault(self.slots[-1], newest_keep)
         self._store_template(image, self.state)
-        confidence = logits.softmax(dim=-1).amax(dim=-1).mean().item()
         return {"target_bbox": list(self.state), "best_score": confidence}
 
     @staticmethod
