@@ -272,7 +272,10 @@ class AnnotatedVideoWriter:
     """
 
     def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DemoError(f"cannot create the folder of the annotated video {path}: {error}") from error
         self.size = size
         self._resize_warned = False
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
@@ -348,7 +351,12 @@ def run_demo(tracker, source: FrameSource, frames: Iterator[np.ndarray], first_f
     """
     writer = AnnotatedVideoWriter(video_path, source.fps, (first_frame.shape[1], first_frame.shape[0])) \
         if video_path is not None else None
-    results = ResultsFile(results_path) if results_path is not None else None
+    try:
+        results = ResultsFile(results_path) if results_path is not None else None
+    except OSError as error:
+        if writer is not None:
+            writer.close()
+        raise DemoError(f"cannot write the results file {results_path}: {error}") from error
     total = source.total if max_frames is None else min(source.total or max_frames, max_frames)
     bar = tqdm(total=total, desc=f"tracking {source.label}", unit="frame", disable=not progress)
     count, track_seconds, stopped_early = 0, 0.0, False
