@@ -27,7 +27,11 @@ setup(
         "tensorboard>=2.14",
     ],
     extras_require={
-        "dev": ["pytest>=8", "hypothesis>=6.100", "got10k==0.1.3", "six"],  # got10k (test oracle) imports six
+        # got10k (test oracle) imports six; the ONNX pins let the ONNX parity tests run in CI.
+        "dev": ["pytest>=8", "hypothesis>=6.100", "got10k==0.1.3", "six",
+                "onnx==1.23.2", "onnxruntime==1.31.1", "onnxscript==0.7.2"],
+        # ONNX export (dynamo exporter: onnx + onnxscript) and the ONNX Runtime tracker (onnxruntime only).
+        "onnx": ["onnx==1.23.2", "onnxruntime==1.31.1", "onnxscript==0.7.2"],
         "jpeg": ["jpeg4py>=0.1.4"],
         "wandb": ["wandb>=0.16"],
     },

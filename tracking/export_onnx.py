@@ -137,6 +137,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         report = export_onnx(net, output, params, opset=args.opset)
     except OnnxExportError as exc:
         return error(str(exc), 1)
+    except ImportError as exc:
+        return error(str(exc), 2)
     except Exception as exc:  # noqa: BLE001 - the exporter's own errors are many; report and fail
         return error(f"export failed: {type(exc).__name__}: {exc}", 1)
     info = report.info

@@ -224,7 +224,9 @@ class OnnxBackend:
         params = self.info.tracker_params
         self.mean = np.asarray(params.mean, dtype=np.float32).reshape(3, 1, 1)
         self.std = np.asarray(params.std, dtype=np.float32).reshape(3, 1, 1)
-        self._all_kept = np.ones(self.info.input_shapes().get(INPUT_TEMPLATE_KEEP, (0,)), dtype=bool)
+        # Sparse family: the keep-mask fed when the caller gives none (every template token kept).
+        keep_shape = self.info.input_shapes().get(INPUT_TEMPLATE_KEEP)
+        self._all_kept = None if keep_shape is None else np.ones(keep_shape, dtype=bool)
         self._output_names = list(self.info.output_shapes())
 
     @property
@@ -263,7 +265,7 @@ class OnnxBackend:
         if len(templates) != self.spec.num_templates:
             raise ValueError(f"expected {self.spec.num_templates} templates, got {len(templates)}")
         feeds = {INPUT_TEMPLATES: np.stack(templates)[None], INPUT_SEARCH: self.preprocess(search_crop)[None]}
-        if self.info.sparse:
+        if self._all_kept is not None:
             keep = self._all_kept if template_keep is None else template_keep.detach().cpu().numpy().astype(bool)
             feeds[INPUT_TEMPLATE_KEEP] = keep.reshape(self._all_kept.shape)
         elif template_keep is not None:
