@@ -14,16 +14,20 @@ from timm.models.vision_transformer import VisionTransformer
 
 from benchmark_fixtures import write_got10k
 from lib.config import ConfigError, load_config
-from lib.models.fastseqtrack import NET_CLASS_NAME, build_network, hanning_window
+from lib.models.fastseqtrack import NET_CLASS_NAME, ExitDecision, build_network, hanning_window
 from lib.models.fastseqtrack.layers import EmbeddingToWord
 from lib.models.fastseqtrack.weights import load_network_weights, load_pretrained_encoder
 from lib.test.analysis.exits import exit_counts, read_exit_file
 from lib.test.evaluation import environment as test_env
 from lib.test.evaluation.data import Sequence
 from lib.test.evaluation.running import TrackerSpec, build_tracker, read_rgb, track_sequence
+from lib.test.tracker.fastseqtrack import FastSeqTrackParams, FastSeqTrackTracker
+from lib.train.data.processing import box_in_crop
 from lib.train.admin.environment import LOCAL_FILE_ENV as TRAIN_LOCAL_FILE_ENV
 from lib.train.fastseqtrack import fastseqtrack_loss
 from lib.utils.checkpoint import CheckpointError, load_checkpoint_file
+from lib.utils.crop import sample_target
+from lib.utils.tokens import decode_argmax_plain, quantize
 from train_fixtures import write_got10k_train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,14 +41,24 @@ FAST_TRAIN_OPTS = ["TRAIN.EPOCH", "1", "TRAIN.BATCH_SIZE", "2", "DATA.TRAIN.SAMP
                    "TRAIN.NUM_WORKER", "0", "DATA.TRAIN.DATASETS_NAME", "[GOT10K_all]", "DATA.TRAIN.DATASETS_RATIO",
                    "[1]", "DATA.VAL.DATASETS_NAME", "[GOT10K_official_val]", "DATA.VAL.SAMPLE_PER_EPOCH", "2",
                    "TRAIN.VAL_EPOCH_INTERVAL", "1"]
-#: Per config, what keeps the CPU run short: ViT-B keeps its widths (768 / 256, 4000 words) on 64 px crops with one
-#: encoder layer; Tiny keeps FARTrack's crops with two encoder layers; the quickstart runs as configured.
+#: Per config, what keeps the CPU run short (one encoder layer instead of 12; everything else as configured, except
+#: ViT-B's crops): ViT-B keeps its widths (768 / 256, 4000 words) on 64 px crops; Tiny keeps FARTrack's crops.
 SIZE_OPTS = {
     "fastseqtrack_b256": ["MODEL.BACKBONE.DEPTH", "1", "DATA.SEARCH.SIZE", "64", "DATA.TEMPLATE.SIZE", "64",
                           "TEST.SEARCH_SIZE", "64", "TEST.TEMPLATE_SIZE", "64"],
-    "fastseqtrack_tiny_224": ["MODEL.BACKBONE.DEPTH", "2"],
-    "fastseqtrack_quickstart": [],
+    "fastseqtrack_tiny_224": ["MODEL.BACKBONE.DEPTH", "1"],
+    "fastseqtrack_quickstart": ["MODEL.BACKBONE.DEPTH", "1"],
 }
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These networks are small: one intra-op thread is as fast, and does not spin against the other tests' workers
+    on a shared CPU (two threads made the small-tensor tests several times slower there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def load_script(name: str):
@@ -124,8 +138,10 @@ def test_one_pass_decoding_equals_the_exit_rule_and_higher_tau_never_exits_earli
     taus = [0.0, *((scores[1:] + scores[:-1]) / 2)[gaps > 1e-5].tolist(), 0.999, 1.0, 1.6]
     previous = None
     seen = set()
+    with torch.no_grad():
+        memory, tokens = net.encode(templates, search)
     for tau in taus:
-        decision = net.track(templates, search, tau=tau, window=window)
+        decision = net.decode_with_exits(memory, tokens, tau=tau, window=window)
         assert torch.equal(decision.exit, expected_exits(decodes, window, tau))
         for b, e in enumerate(decision.exit.tolist()):
             assert torch.equal(decision.box[b], decodes[e][0][b])
@@ -192,11 +208,11 @@ def test_hanning_window_penalises_the_centre_coordinates():
 
 def test_loss_supervises_every_exit():
     gt = torch.tensor([[0.5, 0.4, 0.25, 0.3], [0.52, 0.6, 0.1, 0.2]])
-    words = (gt * 63).floor().long()
-    perfect = torch.full((2, 4, 64), -30.0).scatter(2, words.unsqueeze(-1), 30.0)
-    random = torch.randn(2, 4, 64, requires_grad=True)
+    words = (gt * 3999).floor().long()
+    perfect = torch.full((2, 4, 4000), -30.0).scatter(2, words.unsqueeze(-1), 30.0)
+    random = torch.randn(2, 4, 4000, requires_grad=True)
     loss, stats = fastseqtrack_loss([random, perfect.clone().requires_grad_()], gt, ce_weight=1.0, giou_weight=5.0)
-    assert stats["Loss/ce_1"] < 1e-6 and stats["Loss/giou_1"] < 0.05 and stats["IoU_1"] > 0.95
+    assert stats["Loss/ce_1"] < 1e-6 and stats["Loss/giou_1"] < 0.01 and stats["IoU_1"] > 0.99
     assert stats["Loss/ce_0"] > 1.0 and stats["IoU"] == stats["IoU_1"]
     assert np.isclose(stats["Loss/total"], stats["Loss/ce"] + 5.0 * stats["Loss/giou"], rtol=1e-5)
     loss.backward()
@@ -241,6 +257,28 @@ def test_encoder_loads_timm_vit_weights(tmp_path):
     torch.save(wide.state_dict(), tmp_path / "wide.pth")
     with pytest.raises(CheckpointError, match="do not fit the encoder"):
         load_pretrained_encoder(build_network(cfg), tmp_path / "wide.pth")
+
+
+def test_tracker_maps_a_training_target_back_to_the_image_box(monkeypatch):
+    """The words the loss teaches for a GT box (training crop geometry) decode, through the tracker, to that box."""
+    cfg = load_config(SCRIPT, "fastseqtrack_quickstart", ["MODEL.BACKBONE.DEPTH", 1])
+    net = build_network(cfg)
+    tracker = FastSeqTrackTracker(net, FastSeqTrackParams.from_config(cfg))
+    seq = real_sequence("otb_Crossing", 2)
+    first, second = (read_rgb(frame) for frame in seq.frames)
+    init, target = np.asarray(seq.init_bbox(), dtype=float), seq.ground_truth_rect[1]
+    tracker.initialize(first, {"init_bbox": list(init)})
+    _, resize_factor = sample_target(second, init, cfg.TEST.SEARCH_FACTOR, cfg.TEST.SEARCH_SIZE)
+    x, y, w, h = box_in_crop(target, init, resize_factor, cfg.DATA.SEARCH.SIZE)
+    n_bins = net.spec.n_bins
+    words = quantize(torch.tensor([[x + w / 2, y + h / 2, w, h]]), n_bins, 1)
+    decision = ExitDecision(box=decode_argmax_plain(words, n_bins, 1).float(), exit=torch.tensor([1]),
+                            score=torch.tensor([0.7]), logits=torch.zeros(1, 4, n_bins))
+    monkeypatch.setattr(net, "track", lambda *args, **kwargs: decision)
+    out = tracker.track(second)
+    # Training puts the crop centre at (size - 1) / 2, the tracker (as FARTrack's) at size / 2: half a crop pixel.
+    assert np.allclose(out["target_bbox"], target, atol=1.0 / resize_factor)
+    assert out["exit"] == 1 and out["best_score"] == pytest.approx(0.7)
 
 
 # ------------------------------------------------------------------ training, tracking, exit statistics
@@ -302,8 +340,9 @@ def test_test_script_writes_exits_under_a_tau_label_and_analysis_prints_them(tra
     checkpoint = str(trained["fastseqtrack_quickstart"])
     common = ["fastseqtrack", "fastseqtrack_quickstart", "--dataset", "got10k_val", "--device", "cpu",
               "--checkpoint", checkpoint, "--no_progress"]
-    assert test.main(common) == 0
-    assert test.main([*common, "--opts", "MODEL.DECODER.TAU", "0.0"]) == 0
+    size = SIZE_OPTS["fastseqtrack_quickstart"]
+    assert test.main([*common, "--opts", *size]) == 0
+    assert test.main([*common, "--opts", *size, "MODEL.DECODER.TAU", "0.0"]) == 0
     assert test.main([*common, "--depth", "1"]) == 2
     results = workspace / "save" / "test" / "tracking_results" / SCRIPT
     default_exits = sorted((results / "fastseqtrack_quickstart" / "got10k").glob("*_exits.txt"))

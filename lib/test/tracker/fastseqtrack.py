@@ -18,6 +18,7 @@ probability, in [0, 1]); ``exit`` is its index: 0 = before the first decoder lay
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
@@ -142,8 +143,8 @@ class FastSeqTrackTracker:
         return [cx + (cx_prev - half_side) - 0.5 * w, cy + (cy_prev - half_side) - 0.5 * h, w, h]
 
 
-def build_tracker(cfg: Any, checkpoint: Optional[Union[str, Any]], device: Union[str, torch.device] = "cpu"
-                  ) -> FastSeqTrackTracker:
+def build_tracker(cfg: Any, checkpoint: Optional[Union[str, os.PathLike]],
+                  device: Union[str, torch.device] = "cpu") -> FastSeqTrackTracker:
     """Network of a loaded ``fastseqtrack`` config, weights from ``checkpoint`` (None: random, with a warning), and
     the tracker with the config's test settings."""
     net = build_network(cfg)
