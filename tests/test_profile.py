@@ -59,3 +59,15 @@ def test_profile_cli_writes_consistent_json(tmp_path, script, config, capsys):
 def test_profile_cli_fails_clearly_without_frames(tmp_path):
     assert profile_model.main(["--script", "fartrack", "--config", "fartrack_tiny_224_full",
                                "--frames_dir", str(tmp_path)]) == 2
+
+
+def test_profile_cli_fastseqtrack(tmp_path):
+    out = tmp_path / "profile.json"
+    assert profile_model.main(["--script", "fastseqtrack", "--config", "fastseqtrack_quickstart", "--threads", "1",
+                               "--frames_dir", str(REAL), "--frames", "4", "--calls", "2", "--warmup", "1",
+                               "--opts", "MODEL.DECODER.TAU", "0.0", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["path"] == "default" and list(row["macs"]) == ["tau 0"] and row["macs"]["tau 0"]["total_macs"] > 0
+    # fastseqtrack has no depth option and a single inference path
+    assert profile_model.main(["--script", "fastseqtrack", "--config", "fastseqtrack_quickstart", "--depth", "2",
+                               "--frames_dir", str(REAL)]) == 2

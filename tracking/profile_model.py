@@ -3,7 +3,8 @@
     python tracking/profile_model.py --script fartrack_sparse --config fartrack_sparse_224_full \
         --depth 15 10 6 --paths faithful fast bf16 int8 --threads 2 --json output/profile/sparse.json
 
-For every depth and inference path (``faithful``: the official per-frame work and arithmetic; ``fast``: the
+For FastSeqTrack (``--script fastseqtrack``) there is one path; its early exits follow ``MODEL.DECODER.TAU``
+(``--opts MODEL.DECODER.TAU 0.3``). For every FARTrack depth and inference path (``faithful``: the official per-frame work and arithmetic; ``fast``: the
 default path; ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA): the fast path in lower precision) it prints the
 median and p90 latency and FPS of the network alone and of the whole tracker step on real frames, the speed-up
 over the faithful path measured in the same run, and how far each path's boxes move from the faithful ones
@@ -19,6 +20,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -28,13 +30,12 @@ from torchvision.ops import box_iou  # noqa: E402
 
 from lib.config import SCRIPTS, ConfigError, load_config  # noqa: E402
 from lib.models.fartrack.complexity import count_macs, paper_param_count  # noqa: E402
-from lib.models.fartrack.network import build_network  # noqa: E402
+from lib.models.fartrack.network import FARTrackNetwork  # noqa: E402
 from lib.models.fartrack.sparsify import num_pruned  # noqa: E402
-from lib.models.fartrack.weights import load_network_weights  # noqa: E402
-from lib.test.evaluation.running import read_rgb  # noqa: E402
-from lib.test.profiling import environment, matmul_roofline, time_end_to_end, time_model_only  # noqa: E402
+from lib.test.evaluation.running import TrackerSpec, build_tracker, read_rgb  # noqa: E402
+from lib.test.profiling import (count_call_macs, environment, matmul_roofline, network_call,  # noqa: E402
+                                time_end_to_end, time_model_only)
 from lib.test.tracker.backends import InferenceOptions  # noqa: E402
-from lib.test.tracker.fartrack import FARTrackTracker, TrackerParams  # noqa: E402
 from lib.utils.box_ops import box_xywh_to_xyxy  # noqa: E402
 
 logger = logging.getLogger("profile_model")
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=["faithful", "fast"],
                         help="inference paths to time; the first is the reference for speed-ups and box changes")
-    parser.add_argument("--checkpoint", type=Path, help="weights (default: random, which times the same)")
+    parser.add_argument("--checkpoint", type=Path, help="weights (default: random, seeded, which times the same)")
     parser.add_argument("--frames_dir", type=Path, default=DEFAULT_FRAMES,
                         help="image folder with groundtruth.txt (first line = initial box)")
     parser.add_argument("--frames", type=int, default=60, help="frames of the folder to track")
@@ -79,7 +80,7 @@ def load_frames(folder: Path, count: int) -> tuple[list[np.ndarray], list[float]
     return [read_rgb(str(p)) for p in paths], init_box
 
 
-def track_boxes(tracker: FARTrackTracker, frames: list[np.ndarray], init_box: list[float]) -> torch.Tensor:
+def track_boxes(tracker: Any, frames: list[np.ndarray], init_box: list[float]) -> torch.Tensor:
     tracker.initialize(frames[0], {"init_bbox": init_box})
     boxes = [tracker.track(frame)["target_bbox"] for frame in frames[1:]]
     return torch.tensor(boxes, dtype=torch.float64)
@@ -92,6 +93,18 @@ def box_change(boxes: torch.Tensor, reference: torch.Tensor) -> dict:
     return {"max_corner_diff_px": float((a - b).abs().max()), "mean_iou_to_reference": float(iou.mean())}
 
 
+def fartrack_macs(net: FARTrackNetwork) -> dict:
+    """MACs at 100 % template retention and, for the sparse family, at the inference steady state."""
+    spec = net.spec
+    sparse = net.family == "fartrack_sparse"
+    macs = {"100%": count_macs(net, [spec.tokens_per_template] * spec.num_templates if sparse else None).as_dict()}
+    if sparse:
+        kept = spec.tokens_per_template - num_pruned(spec.tokens_per_template, net.test_prune_ratio)
+        macs[f"{kept}/{spec.tokens_per_template} in older slots"] = count_macs(
+            net, [kept] * (spec.num_templates - 1) + [spec.tokens_per_template]).as_dict()
+    return macs
+
+
 def profile(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     if args.threads:
@@ -99,38 +112,44 @@ def profile(args: argparse.Namespace) -> dict:
     threads = torch.get_num_threads()
     cfg = load_config(args.script, args.config, args.opts)
     frames, init_box = load_frames(args.frames_dir, args.frames)
-    net = build_network(cfg)
-    if args.checkpoint:
-        load_network_weights(net, args.checkpoint)
-    else:
-        logger.warning("no --checkpoint: random weights (latency does not depend on the weights)")
-    net = net.to(device).eval()
-    params = TrackerParams.from_config(cfg)
-    spec = net.spec
+    if args.checkpoint is None:
+        logger.warning("no --checkpoint: random weights, the same for every path (latency does not depend on them)")
+    fastseqtrack = args.script == "fastseqtrack"
+    if fastseqtrack and (args.depth or args.paths != ["faithful", "fast"]):
+        raise ValueError("fastseqtrack has one inference path and no --depth (its early exits follow "
+                         "MODEL.DECODER.TAU, e.g. --opts MODEL.DECODER.TAU 0.3)")
+    paths = ["default"] if fastseqtrack else args.paths
+    depths = [None] if fastseqtrack else (args.depth or [cfg.MODEL.DEPTH])
     roofline = matmul_roofline(device)
     logger.info("fp32 matrix-product roofline on %s with %d threads: %.1f GFLOP/s", device, threads, roofline / 1e9)
     result = {"script": args.script, "config": args.config, "environment": environment(device, threads),
               "roofline_gflops": roofline / 1e9, "frames": str(args.frames_dir), "rows": []}
-    for depth in args.depth or [cfg.MODEL.DEPTH]:
-        net.depth = depth
-        full = [spec.tokens_per_template] * spec.num_templates
-        macs = {"100%": count_macs(net, full if net.family == "fartrack_sparse" else None).as_dict()}
-        if net.family == "fartrack_sparse":
-            kept = spec.tokens_per_template - num_pruned(spec.tokens_per_template, net.test_prune_ratio)
-            macs[f"{kept}/{spec.tokens_per_template} in older slots"] = count_macs(
-                net, [kept] * (spec.num_templates - 1) + [spec.tokens_per_template]).as_dict()
-        step_macs = list(macs.values())[-1]["total_macs"]  # the configuration the tracker runs in steady state
+    for depth in depths:
         reference_boxes = None
-        for name in args.paths:
-            tracker = FARTrackTracker(net, params, PATHS[name])
+        for name in paths:
+            torch.manual_seed(0)  # random weights (no checkpoint) are then the same for every path
+            spec = TrackerSpec(args.script, args.config, None if args.checkpoint is None else str(args.checkpoint),
+                               depth, tuple(args.opts), PATHS.get(name, InferenceOptions()))
+            tracker = build_tracker(spec, str(device))
+            if fastseqtrack:
+                net = tracker.net
+                macs = {f"tau {tracker.params.tau:g}": {"total_macs": count_call_macs(
+                    network_call(tracker, frames[0], init_box))}}
+                paper_params = sum(p.numel() for p in net.parameters())
+            else:
+                net = tracker.backend.net
+                macs = fartrack_macs(net) if reference_boxes is None else result["rows"][-1]["macs"]
+                paper_params = paper_param_count(net)
+            step_macs = list(macs.values())[-1]["total_macs"]  # what the tracker runs in steady state
             model = time_model_only(tracker, frames, init_box, device, args.calls, args.warmup)
             end_to_end = time_end_to_end(tracker, frames, init_box, device, args.calls, args.warmup)
             boxes = track_boxes(tracker, frames, init_box)
             reference_boxes = boxes if reference_boxes is None else reference_boxes
             achieved = 2.0 * step_macs / (model.median_ms / 1000.0)
             result["rows"].append({
-                "depth": depth, "path": name, "options": PATHS[name].__dict__,
-                "paper_params": paper_param_count(net), "state_dict_params": sum(v.numel() for v in net.state_dict().values()),
+                "depth": depth if depth is not None else getattr(net, "depth", None), "path": name,
+                "options": PATHS[name].__dict__ if name in PATHS else {},
+                "paper_params": paper_params, "state_dict_params": sum(v.numel() for v in net.state_dict().values()),
                 "macs": macs, "model_only": model.as_dict(), "end_to_end": end_to_end.as_dict(),
                 "achieved_gflops": achieved / 1e9, "roofline_fraction": achieved / roofline,
                 "boxes_vs_reference": box_change(boxes, reference_boxes),

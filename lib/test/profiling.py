@@ -2,10 +2,11 @@
 
 What is timed (every number says which):
 
-* **model only**: one call of the tracker's network backend on fixed crops: normalising the search crop, the
-  network forward (templates as the backend stores them: images on the faithful path, cached patch-embedding
-  tokens on the fast path), logits back in float32. The sparse family runs with the inference steady-state
-  keep-mask: 37 of 49 tokens in each older slot, the newest template whole (``MODEL.SPARSE.TEST_PRUNE_RATIO``).
+* **model only**: one call of the tracker's network on fixed crops: normalising the search crop, the network
+  forward (templates as the tracker stores them: images on the faithful path, cached patch-embedding tokens on
+  the fast path), logits back in float32. The sparse family runs with the inference steady-state keep-mask: 37 of
+  49 tokens in each older slot, the newest template whole (``MODEL.SPARSE.TEST_PRUNE_RATIO``). FastSeqTrack runs
+  its encoder and its decoder up to the exit its tau picks on that frame.
 * **end to end**: one ``tracker.track(frame)`` on real frames already in memory: search crop, normalisation,
   network, decode, box mapping, new template crop and its encoding, template-slot update. Reading the image
   from disk is excluded, as the benchmark runners exclude it.
@@ -20,10 +21,11 @@ import platform
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from lib.models.fartrack.sparsify import num_pruned
 from lib.test.tracker.fartrack import FARTrackTracker
@@ -96,19 +98,41 @@ def steady_state_keep(tracker: FARTrackTracker) -> Optional[torch.Tensor]:
     return keep
 
 
-def time_model_only(tracker: FARTrackTracker, frames: Sequence[np.ndarray], init_box: Sequence[float],
-                    device: torch.device, calls: int, warmup: int) -> Latency:
-    """Latency of one network-backend call on fixed crops of the first frame (see the module docstring)."""
-    tracker.initialize(frames[0], {"init_bbox": list(init_box)})
+def network_call(tracker: Any, image: np.ndarray, init_box: Sequence[float]) -> Callable[[], object]:
+    """One network call of ``tracker`` on fixed crops of ``image`` (what "model only" times).
+
+    FARTrack trackers: the backend on the inference steady state (every slot filled, older slots pruned). FastSeqTrack:
+    normalising the search crop, the encoder and the decoder with its early exits at the tracker's tau.
+    """
+    tracker.initialize(image, {"init_bbox": list(init_box)})
     params = tracker.params
-    template_crop, _ = sample_target(frames[0], init_box, params.template_factor, params.template_size)
-    search_crop, _ = sample_target(frames[0], init_box, params.search_factor, params.search_size)
-    templates = [tracker.backend.encode_template(template_crop) for _ in range(tracker.num_slots)]
-    keep = steady_state_keep(tracker)
-    return time_calls(lambda _: tracker.backend.run(templates, search_crop, keep), device, calls, warmup)
+    search_crop, _ = sample_target(image, init_box, params.search_factor, params.search_size)
+    if isinstance(tracker, FARTrackTracker):
+        template_crop, _ = sample_target(image, init_box, params.template_factor, params.template_size)
+        templates = [tracker.backend.encode_template(template_crop) for _ in range(tracker.num_slots)]
+        keep = steady_state_keep(tracker)
+        return lambda: tracker.backend.run(templates, search_crop, keep)
+    template_tokens = tracker._slot_tokens()
+    return lambda: tracker.net.track(None, tracker._preprocess(search_crop), tau=params.tau, window=tracker.window,
+                                     template_tokens=template_tokens)
 
 
-def time_end_to_end(tracker: FARTrackTracker, frames: Sequence[np.ndarray], init_box: Sequence[float],
+def time_model_only(tracker: Any, frames: Sequence[np.ndarray], init_box: Sequence[float],
+                    device: torch.device, calls: int, warmup: int) -> Latency:
+    """Latency of one network call on fixed crops of the first frame (see the module docstring)."""
+    call = network_call(tracker, frames[0], init_box)
+    return time_calls(lambda _: call(), device, calls, warmup)
+
+
+def count_call_macs(call: Callable[[], object]) -> int:
+    """Multiply-accumulates of one call, as ``torch.utils.flop_counter`` sees them (matrix products and convs)."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        call()
+    return counter.get_total_flops() // 2
+
+
+def time_end_to_end(tracker: Any, frames: Sequence[np.ndarray], init_box: Sequence[float],
                     device: torch.device, calls: int, warmup: int) -> Latency:
     """Latency of ``tracker.track`` over the frames in order (restarting at frame 0 when they run out)."""
     tracked = len(frames) - 1

@@ -66,9 +66,10 @@ def count_macs(net: FARTrackNetwork, kept_per_template: Optional[list[int]] = No
         for slot, kept in enumerate(kept_per_template):
             keep[0, slot, :kept] = True
         template_tokens = sum(kept_per_template)
-    was_training, attention = net.training, net.attention
+    was_training, attention, drop = net.training, net.attention, net.drop_pruned_tokens
     net.eval()
     net.attention = "explicit"
+    net.drop_pruned_tokens = True
     counter = FlopCounterMode(display=False)
     try:
         with torch.no_grad(), counter:
@@ -76,6 +77,7 @@ def count_macs(net: FARTrackNetwork, kept_per_template: Optional[list[int]] = No
     finally:
         net.train(was_training)
         net.attention = attention
+        net.drop_pruned_tokens = drop
     by_op = {str(op).split(".")[-1]: flops for op, flops in counter.get_flop_counts()["Global"].items()}
     projection = sum(f for op, f in by_op.items() if op in _PROJECTION_OPS) // 2
     attention = sum(f for op, f in by_op.items() if op in _ATTENTION_OPS) // 2
