@@ -71,3 +71,14 @@ def test_profile_cli_fastseqtrack(tmp_path):
     # fastseqtrack has no depth option and a single inference path
     assert profile_model.main(["--script", "fastseqtrack", "--config", "fastseqtrack_quickstart", "--depth", "2",
                                "--frames_dir", str(REAL)]) == 2
+
+
+def test_profile_cli_onnx_path(tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "profile.json"
+    assert profile_model.main(["--script", "fartrack", "--config", "fartrack_tiny_224_full", "--depth", "1",
+                               "--threads", "1", "--paths", "fast", "onnx", "--frames_dir", str(REAL),
+                               "--frames", "4", "--calls", "2", "--warmup", "1", "--json", str(out)]) == 0
+    fast, onnx = json.loads(out.read_text())["rows"]
+    assert onnx["path"] == "onnx" and onnx["macs"] == fast["macs"]
+    assert onnx["boxes_vs_reference"]["max_corner_diff_px"] < 1.0  # ONNX Runtime keeps the PyTorch boxes

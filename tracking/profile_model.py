@@ -5,7 +5,8 @@
 
 For FastSeqTrack (``--script fastseqtrack``) there is one path; its early exits follow ``MODEL.DECODER.TAU``
 (``--opts MODEL.DECODER.TAU 0.3``). For every FARTrack depth and inference path (``faithful``: the official per-frame work and arithmetic; ``fast``: the
-default path; ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA): the fast path in lower precision) it prints the
+default path; ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA): the fast path in lower precision; ``onnx``: the
+network exported to ONNX and run by ONNX Runtime, needs the ``onnx`` extras) it prints the
 median and p90 latency and FPS of the network alone and of the whole tracker step on real frames, the speed-up
 over the faithful path measured in the same run, and how far each path's boxes move from the faithful ones
 (max corner difference in px and mean IoU over the sequence). MACs come from ``torch.utils.flop_counter``
@@ -19,6 +20,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from lib.test.evaluation.running import TrackerSpec, build_tracker, read_rgb  # 
 from lib.test.profiling import (count_call_macs, environment, matmul_roofline, network_call,  # noqa: E402
                                 time_end_to_end, time_model_only)
 from lib.test.tracker.backends import InferenceOptions  # noqa: E402
+from lib.test.tracker.fartrack import FARTrackTracker  # noqa: E402
 from lib.utils.box_ops import box_xywh_to_xyxy  # noqa: E402
 
 logger = logging.getLogger("profile_model")
@@ -48,6 +51,8 @@ PATHS = {
     "fp16": InferenceOptions(precision="fp16"),
     "int8": InferenceOptions(precision="int8"),
 }
+#: The exported graph run by ONNX Runtime (CPU execution provider); needs the ``onnx`` extras.
+ONNX_PATH = "onnx"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, nargs="+", help="layers to run (default: the config's MODEL.DEPTH)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--paths", nargs="+", choices=list(PATHS), default=["faithful", "fast"],
+    parser.add_argument("--paths", nargs="+", choices=[*PATHS, ONNX_PATH], default=["faithful", "fast"],
                         help="inference paths to time; the first is the reference for speed-ups and box changes")
     parser.add_argument("--checkpoint", type=Path, help="weights (default: random, seeded, which times the same)")
     parser.add_argument("--frames_dir", type=Path, default=DEFAULT_FRAMES,
@@ -93,6 +98,17 @@ def box_change(boxes: torch.Tensor, reference: torch.Tensor) -> dict:
     return {"max_corner_diff_px": float((a - b).abs().max()), "mean_iou_to_reference": float(iou.mean())}
 
 
+def onnx_tracker(torch_tracker: FARTrackTracker, threads: int, folder: Path) -> FARTrackTracker:
+    """The same network exported to ONNX (checked at export) and tracked through ONNX Runtime."""
+    from lib.export import OnnxBackend, export_onnx
+
+    net = torch_tracker.backend.net
+    path = folder / f"{net.family}_depth{net.depth}.onnx"
+    export_onnx(net, path, torch_tracker.params)
+    backend = OnnxBackend(path, intra_op_num_threads=threads)
+    return FARTrackTracker(backend, backend.tracker_params)
+
+
 def fartrack_macs(net: FARTrackNetwork) -> dict:
     """MACs at 100 % template retention and, for the sparse family, at the inference steady state."""
     spec = net.spec
@@ -124,6 +140,7 @@ def profile(args: argparse.Namespace) -> dict:
     logger.info("fp32 matrix-product roofline on %s with %d threads: %.1f GFLOP/s", device, threads, roofline / 1e9)
     result = {"script": args.script, "config": args.config, "environment": environment(device, threads),
               "roofline_gflops": roofline / 1e9, "frames": str(args.frames_dir), "rows": []}
+    scratch = tempfile.TemporaryDirectory(prefix="fartrack_profile_")
     for depth in depths:
         reference_boxes = None
         for name in paths:
@@ -131,13 +148,14 @@ def profile(args: argparse.Namespace) -> dict:
             spec = TrackerSpec(args.script, args.config, None if args.checkpoint is None else str(args.checkpoint),
                                depth, tuple(args.opts), PATHS.get(name, InferenceOptions()))
             tracker = build_tracker(spec, str(device))
+            net = tracker.net if fastseqtrack else tracker.backend.net
+            if name == ONNX_PATH:
+                tracker = onnx_tracker(tracker, threads, Path(scratch.name))
             if fastseqtrack:
-                net = tracker.net
                 macs = {f"tau {tracker.params.tau:g}": {"total_macs": count_call_macs(
                     network_call(tracker, frames[0], init_box))}}
                 paper_params = sum(p.numel() for p in net.parameters())
             else:
-                net = tracker.backend.net
                 macs = fartrack_macs(net) if reference_boxes is None else result["rows"][-1]["macs"]
                 paper_params = paper_param_count(net)
             step_macs = list(macs.values())[-1]["total_macs"]  # what the tracker runs in steady state
@@ -154,6 +172,7 @@ def profile(args: argparse.Namespace) -> dict:
                 "achieved_gflops": achieved / 1e9, "roofline_fraction": achieved / roofline,
                 "boxes_vs_reference": box_change(boxes, reference_boxes),
             })
+    scratch.cleanup()
     reference = {}
     for row in result["rows"]:
         first = reference.setdefault(row["depth"], row)
