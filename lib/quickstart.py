@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 #: Held-out evaluation set: the synthetic GOT-10k val split (full ground truth, cover labels for AO / SR).
 EVAL_DATASET = "got10k_val"
 BASELINE = "baseline:initial_box"
+#: Early-exit thresholds of the FastSeqTrack comparison (its config keeps the paper's 1.6: no early exit).
+FASTSEQTRACK_TAUS = (0.3, 0.2, 0.1)
 #: Synthetic data of the quickstart: the generator's defaults with a larger validation split.
 DATA_OVERRIDES = {"got10k_val": 20}
 
@@ -72,10 +74,27 @@ class EvalTracker:
     depth: Optional[int] = None
     #: Config whose checkpoint is used when ``config`` is a test-only variant of it.
     trained_config: Optional[str] = None
+    #: FastSeqTrack: the early-exit threshold when it differs from the config's (``MODEL.DECODER.TAU``).
+    tau: Optional[float] = None
 
     @property
     def results_label(self) -> str:
+        if self.tau is not None:
+            return f"{self.config}_tau{self.tau:g}"  # tracking/test.py's label for a tau override
         return self.config if self.depth is None else f"{self.config}_depth{self.depth}"
+
+    def test_command(self, output_dir: Path) -> list[str]:
+        """The ``tracking/test.py`` command that writes this tracker's results."""
+        command = ["tracking/test.py", self.script, self.config, "--dataset", EVAL_DATASET]
+        if self.depth is not None:
+            command += ["--depth", str(self.depth)]
+        if self.tau is not None:
+            command += ["--opts", "MODEL.DECODER.TAU", str(self.tau)]
+        if self.trained_config is not None:
+            trained = next(s for s in (*STAGES, *COMPARISON_STAGES) if s.config == self.trained_config)
+            epoch = load_config(trained.script, trained.config).TEST.EPOCH
+            command += ["--checkpoint", str(_checkpoint(output_dir, trained, epoch))]
+        return command
 
     @property
     def spec(self) -> str:
@@ -90,6 +109,16 @@ TRACKERS = (
     EvalTracker("Sparse, Tiny, 100 % templates", "fartrack_sparse", "fartrack_sparse_quickstart_keepall",
                 trained_config="fartrack_sparse_quickstart"),
     EvalTracker("Sparse, Tiny, 75 % templates", "fartrack_sparse", "fartrack_sparse_quickstart"),
+)
+
+
+#: ``--fastseqtrack``: FastSeqTrack-Tiny trained on the same data with the budget of stage 1 (same crops, epochs,
+#: samples, batch and LR; ``fastseqtrack_quickstart``), tracked with its full decoder and with early exits.
+COMPARISON_STAGES = (Stage("fastseqtrack", "fastseqtrack_quickstart", "FastSeqTrack: frame-level training"),)
+COMPARISON_TRACKERS = (
+    EvalTracker("FastSeqTrack-Tiny, full decoder", "fastseqtrack", "fastseqtrack_quickstart"),
+    *(EvalTracker(f"FastSeqTrack-Tiny, tau {tau:g}", "fastseqtrack", "fastseqtrack_quickstart", tau=tau)
+      for tau in FASTSEQTRACK_TAUS),
 )
 
 
@@ -154,41 +183,61 @@ def tracker_fps(results_dir: Path) -> float:
     return frames / total if total > 0 else float("nan")
 
 
-def summarise(report: dict, output_dir: Path) -> dict:
-    """One entry per tracker (AUC, AO, SR50 in percent and fps) plus the baseline."""
+def summarise(report: dict, output_dir: Path, trackers: Sequence[EvalTracker] = TRACKERS) -> dict:
+    """One entry per tracker (AUC, AO, SR50 in percent and fps; early-exit trackers add ``exits``: frames per
+    exit) plus the baseline."""
     results_root = output_dir / "test" / "tracking_results"
     scores = report["trackers"]
     entries = []
-    for tracker in TRACKERS:
+    for tracker in trackers:
         overall = scores[tracker.spec]["overall"]
-        entries.append({"name": tracker.name, "tracker": tracker.spec, "AUC": overall["AUC"], "AO": overall["AO"],
-                        "SR50": overall["SR50"],
-                        "fps": tracker_fps(results_root / tracker.script / tracker.results_label)})
+        entry = {"name": tracker.name, "tracker": tracker.spec, "AUC": overall["AUC"], "AO": overall["AO"],
+                 "SR50": overall["SR50"], "fps": tracker_fps(results_root / tracker.script / tracker.results_label)}
+        if "exits" in scores[tracker.spec]:
+            entry["exits"] = scores[tracker.spec]["exits"]
+        entries.append(entry)
     base = scores[BASELINE]["overall"]
     return {"dataset": f"synthetic {EVAL_DATASET}", "trackers": entries,
             "baseline": {"name": "Keep the initial box", "AUC": base["AUC"], "AO": base["AO"], "SR50": base["SR50"]}}
 
 
 def format_table(summary: dict) -> str:
-    rows = [(e["name"], e["AUC"], e["AO"], e["SR50"], f"{e['fps']:.1f}") for e in summary["trackers"]]
+    rows = [(e["name"], e["AUC"], e["AO"], e["SR50"], f"{e['fps']:.1f}", _exit_shares(e.get("exits")))
+            for e in summary["trackers"]]
     base = summary["baseline"]
-    rows.append((base["name"], base["AUC"], base["AO"], base["SR50"], "-"))
+    rows.append((base["name"], base["AUC"], base["AO"], base["SR50"], "-", ""))
     width = max(len(r[0]) for r in rows)
-    lines = [f"{'tracker':<{width}}  {'AUC':>6}  {'AO':>6}  {'SR50':>6}  {'CPU FPS':>7}",
-             "-" * (width + 36)]
-    lines += [f"{name:<{width}}  {auc:6.1f}  {ao:6.1f}  {sr:6.1f}  {fps:>7}" for name, auc, ao, sr, fps in rows]
+    with_exits = any(r[5] for r in rows)
+    exits_head = "  exits taken (% of frames per exit)" if with_exits else ""
+    lines = [f"{'tracker':<{width}}  {'AUC':>6}  {'AO':>6}  {'SR50':>6}  {'CPU FPS':>7}{exits_head}",
+             "-" * (width + 36 + len(exits_head))]
+    lines += [f"{name:<{width}}  {auc:6.1f}  {ao:6.1f}  {sr:6.1f}  {fps:>7}" + (f"  {shares}" if shares else "")
+              for name, auc, ao, sr, fps, shares in rows]
     return "\n".join(lines)
 
 
-def run_quickstart(data_dir: Path, output_dir: Path, figure_dir: Path, *, seed: int = 0, fresh: bool = False
-                   ) -> dict:
-    """Run every phase (see the module docstring); returns the summary written to ``output_dir/summary.json``."""
+def _exit_shares(exits: Optional[dict]) -> str:
+    """``{"0": 30, "2": 70}`` -> ``"0: 30 %, 2: 70 %"``."""
+    if not exits:
+        return ""
+    frames = sum(exits.values())
+    return ", ".join(f"{index}: {100.0 * n / frames:.0f} %" for index, n in sorted(exits.items()))
+
+
+def run_quickstart(data_dir: Path, output_dir: Path, figure_dir: Path, *, seed: int = 0, fresh: bool = False,
+                   fastseqtrack: bool = False) -> dict:
+    """Run every phase (see the module docstring); returns the summary written to ``output_dir/summary.json``.
+
+    ``fastseqtrack`` adds FastSeqTrack-Tiny, trained on the same data with stage 1's budget, to the table.
+    """
     start = time.perf_counter()
+    stages = (*STAGES, *COMPARISON_STAGES) if fastseqtrack else STAGES
+    trackers = (*TRACKERS, *COMPARISON_TRACKERS) if fastseqtrack else TRACKERS
     if fresh and output_dir.exists():
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     env = _env(data_dir, output_dir)
-    phases = ["data", *(s.label for s in STAGES), "tracking", "scoring"]
+    phases = ["data", *(s.label for s in stages), "tracking", "scoring"]
     timings: dict[str, float] = {}
     with tqdm(total=len(phases), desc="quickstart", unit="phase", position=0) as bar:
         def done(phase: str, since: float) -> None:
@@ -199,7 +248,7 @@ def run_quickstart(data_dir: Path, output_dir: Path, figure_dir: Path, *, seed: 
         bar.set_postfix_str("generating the synthetic data")
         write_synthetic_data(data_dir, seed=seed, **DATA_OVERRIDES)
         done("data", tick)
-        for stage in STAGES:
+        for stage in stages:
             tick = time.perf_counter()
             bar.set_postfix_str(stage.label)
             train_stage(stage, output_dir, env)
@@ -207,15 +256,8 @@ def run_quickstart(data_dir: Path, output_dir: Path, figure_dir: Path, *, seed: 
 
         tick = time.perf_counter()
         bar.set_postfix_str("tracking")
-        for tracker in TRACKERS:
-            command = ["tracking/test.py", tracker.script, tracker.config, "--dataset", EVAL_DATASET]
-            if tracker.depth is not None:
-                command += ["--depth", str(tracker.depth)]
-            if tracker.trained_config is not None:
-                trained = next(s for s in STAGES if s.config == tracker.trained_config)
-                epoch = load_config(trained.script, trained.config).TEST.EPOCH
-                command += ["--checkpoint", str(_checkpoint(output_dir, trained, epoch))]
-            _run(command, env, f"tracking: {tracker.name}")
+        for tracker in trackers:
+            _run(tracker.test_command(output_dir), env, f"tracking: {tracker.name}")
         write_baseline(env)
         done("tracking", tick)
 
@@ -224,10 +266,10 @@ def run_quickstart(data_dir: Path, output_dir: Path, figure_dir: Path, *, seed: 
         report_path = output_dir / "analysis.json"
         command = ["tracking/analysis_results.py", "--dataset", EVAL_DATASET, "--out", str(report_path), "--plot",
                    "--plot_dir", str(figure_dir)]
-        for spec in [t.spec for t in TRACKERS] + [BASELINE]:
+        for spec in [t.spec for t in trackers] + [BASELINE]:
             command += ["--tracker", spec]
         _run(command, env, "scoring")
-        summary = summarise(json.loads(report_path.read_text()), output_dir)
+        summary = summarise(json.loads(report_path.read_text()), output_dir, trackers)
         done("scoring", tick)
 
     summary["seconds"] = {**timings, "total": time.perf_counter() - start}

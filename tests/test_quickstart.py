@@ -10,8 +10,8 @@ import pytest
 
 from lib.config import load_config
 from lib.models.fartrack.network import NET_CLASS_NAMES
-from lib.quickstart import (BASELINE, EVAL_DATASET, STAGES, TRACKERS, _env, format_table, summarise, tracker_fps,
-                            write_baseline)
+from lib.quickstart import (BASELINE, COMPARISON_TRACKERS, EVAL_DATASET, STAGES, TRACKERS, _env, format_table,
+                            summarise, tracker_fps, write_baseline)
 from lib.synthetic import write_synthetic_data
 from lib.test.analysis.report import evaluate
 from lib.test.evaluation.datasets import get_dataset
@@ -82,3 +82,20 @@ def test_fps_and_summary_table(tmp_path: Path) -> None:
     json.dumps(summary)
     table = format_table(summary)
     assert "Keep the initial box" in table and "Sparse, Tiny, 75 % templates" in table and "7.5" in table
+
+
+def test_fastseqtrack_comparison_rows(tmp_path: Path) -> None:
+    """--fastseqtrack: tau variants go to test.py's ``_tau<t>`` folders; exit shares appear in the table."""
+    full, *with_exits = COMPARISON_TRACKERS
+    assert full.results_label == "fastseqtrack_quickstart" and "--opts" not in full.test_command(tmp_path)
+    for tracker in with_exits:
+        command = tracker.test_command(tmp_path)
+        assert command[command.index("--opts") + 1:] == ["MODEL.DECODER.TAU", str(tracker.tau)]
+        assert tracker.results_label == f"fastseqtrack_quickstart_tau{tracker.tau:g}"
+    assert len({t.spec for t in (*TRACKERS, *COMPARISON_TRACKERS)}) == len(TRACKERS) + len(COMPARISON_TRACKERS)
+    overall = {"AUC": 50.0, "AO": 40.0, "SR50": 45.0}
+    report = {"trackers": {full.spec: {"overall": overall, "exits": {"0": 1, "2": 3}},
+                           BASELINE: {"overall": overall}}}
+    summary = summarise(report, tmp_path, [full])
+    assert summary["trackers"][0]["exits"] == {"0": 1, "2": 3}
+    assert "0: 25 %, 2: 75 %" in format_table(summary)

@@ -1,6 +1,6 @@
 """The whole FARTrack pipeline on the built-in synthetic data, on a CPU, in one command (``make quickstart``).
 
-    python tracking/quickstart.py [--data_dir ./data] [--output_dir ./output/quickstart] [--fresh]
+    python tracking/quickstart.py [--data_dir ./data] [--output_dir ./output/quickstart] [--fresh] [--fastseqtrack]
 
 Generates the data, trains the three stages with the small configs ``experiments/*/*_quickstart.yaml``, tracks
 the held-out synthetic GOT-10k val set with every trained tracker and a keep-the-initial-box baseline, and prints
@@ -29,12 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure_dir", type=Path, default=REPO / "figure" / "quickstart")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument("--fresh", action="store_true", help="delete earlier quickstart outputs first")
+    parser.add_argument("--fastseqtrack", action="store_true",
+                        help="also train FastSeqTrack-Tiny with stage 1's data and budget and add it to the table "
+                             "(full decoder and early exits at several tau; about 5 more minutes)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     start = time.perf_counter()
     try:
         summary = run_quickstart(args.data_dir.resolve(), args.output_dir.resolve(), args.figure_dir.resolve(),
-                                 seed=args.seed, fresh=args.fresh)
+                                 seed=args.seed, fresh=args.fresh, fastseqtrack=args.fastseqtrack)
     except (QuickstartError, SyntheticDataError) as error:
         logging.error("quickstart failed: %s", error)
         return 1
