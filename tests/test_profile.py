@@ -32,20 +32,20 @@ def test_latency_statistics():
 def test_profile_cli_writes_consistent_json(tmp_path, script, config, capsys):
     out = tmp_path / "profile.json"
     code = profile_model.main(["--script", script, "--config", config, "--depth", "2", "1", "--threads", "1",
-                               "--paths", "faithful", "fast", "--frames_dir", str(REAL), "--frames", "4",
+                               "--paths", "faithful", "fast", "int8", "--frames_dir", str(REAL), "--frames", "4",
                                "--calls", "2", "--warmup", "1", "--json", str(out)])
     assert code == 0
     result = json.loads(out.read_text())
     assert {"cpu", "torch_threads", "torch", "device"} <= set(result["environment"])
     assert result["environment"]["torch_threads"] == 1 and result["roofline_gflops"] > 0
     rows = result["rows"]
-    assert [(r["depth"], r["path"]) for r in rows] == [(2, "faithful"), (2, "fast"), (1, "faithful"), (1, "fast")]
+    assert [(r["depth"], r["path"]) for r in rows] == [(d, p) for d in (2, 1) for p in ("faithful", "fast", "int8")]
     for row in rows:
         assert row["model_only"]["calls"] == 2 and row["end_to_end"]["median_ms"] > 0
-        assert row["paper_params"] < row["state_dict_params"]
-        # the fast path keeps the faithful boxes
-        assert row["boxes_vs_reference"]["max_corner_diff_px"] < 1e-3
-    deeper, shallower = rows[0], rows[2]
+        assert row["paper_params"] < row["state_dict_params"] and row["macs"] == rows[0 if row["depth"] == 2 else 3]["macs"]
+        if row["path"] == "fast":  # the fast path keeps the faithful boxes
+            assert row["boxes_vs_reference"]["max_corner_diff_px"] < 1e-3
+    deeper, shallower = rows[0], rows[3]
     assert deeper["paper_params"] > shallower["paper_params"]
     macs = rows[0]["macs"]
     if script == "fartrack_sparse":

@@ -109,6 +109,20 @@ def onnx_tracker(torch_tracker: FARTrackTracker, threads: int, folder: Path) -> 
     return FARTrackTracker(backend, backend.tracker_params)
 
 
+def network_counts(tracker: Any, image: np.ndarray, init_box: list[float]) -> dict:
+    """Depth, parameters (the paper's way and the whole state_dict) and MACs of an fp32 tracker's network."""
+    if isinstance(tracker, FARTrackTracker):
+        net = tracker.backend.net
+        if tracker.backend.options.precision != "fp32":
+            raise ValueError("count parameters and MACs on an fp32 network: put an fp32 path first in --paths")
+        return {"depth": net.depth, "paper_params": paper_param_count(net),
+                "state_dict_params": sum(v.numel() for v in net.state_dict().values()), "macs": fartrack_macs(net)}
+    total = sum(p.numel() for p in tracker.net.parameters())
+    macs = count_call_macs(network_call(tracker, image, init_box))
+    return {"depth": None, "paper_params": total, "state_dict_params": total,
+            "macs": {f"tau {tracker.params.tau:g}": {"total_macs": macs}}}
+
+
 def fartrack_macs(net: FARTrackNetwork) -> dict:
     """MACs at 100 % template retention and, for the sparse family, at the inference steady state."""
     spec = net.spec
@@ -143,32 +157,26 @@ def profile(args: argparse.Namespace) -> dict:
     scratch = tempfile.TemporaryDirectory(prefix="fartrack_profile_")
     for depth in depths:
         reference_boxes = None
+        counts: dict = {}  # parameters and MACs of the fp32 network, the same for every path
         for name in paths:
             torch.manual_seed(0)  # random weights (no checkpoint) are then the same for every path
             spec = TrackerSpec(args.script, args.config, None if args.checkpoint is None else str(args.checkpoint),
                                depth, tuple(args.opts), PATHS.get(name, InferenceOptions()))
             tracker = build_tracker(spec, str(device))
-            net = tracker.net if fastseqtrack else tracker.backend.net
+            if not counts:
+                counts = network_counts(tracker, frames[0], init_box)
             if name == ONNX_PATH:
                 tracker = onnx_tracker(tracker, threads, Path(scratch.name))
-            if fastseqtrack:
-                macs = {f"tau {tracker.params.tau:g}": {"total_macs": count_call_macs(
-                    network_call(tracker, frames[0], init_box))}}
-                paper_params = sum(p.numel() for p in net.parameters())
-            else:
-                macs = fartrack_macs(net) if reference_boxes is None else result["rows"][-1]["macs"]
-                paper_params = paper_param_count(net)
-            step_macs = list(macs.values())[-1]["total_macs"]  # what the tracker runs in steady state
+            step_macs = list(counts["macs"].values())[-1]["total_macs"]  # what the tracker runs in steady state
             model = time_model_only(tracker, frames, init_box, device, args.calls, args.warmup)
             end_to_end = time_end_to_end(tracker, frames, init_box, device, args.calls, args.warmup)
             boxes = track_boxes(tracker, frames, init_box)
             reference_boxes = boxes if reference_boxes is None else reference_boxes
             achieved = 2.0 * step_macs / (model.median_ms / 1000.0)
             result["rows"].append({
-                "depth": depth if depth is not None else getattr(net, "depth", None), "path": name,
-                "options": PATHS[name].__dict__ if name in PATHS else {},
-                "paper_params": paper_params, "state_dict_params": sum(v.numel() for v in net.state_dict().values()),
-                "macs": macs, "model_only": model.as_dict(), "end_to_end": end_to_end.as_dict(),
+                "depth": counts["depth"], "path": name, "options": PATHS[name].__dict__ if name in PATHS else {},
+                "paper_params": counts["paper_params"], "state_dict_params": counts["state_dict_params"],
+                "macs": counts["macs"], "model_only": model.as_dict(), "end_to_end": end_to_end.as_dict(),
                 "achieved_gflops": achieved / 1e9, "roofline_fraction": achieved / roofline,
                 "boxes_vs_reference": box_change(boxes, reference_boxes),
             })
