@@ -21,8 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from lib.config import SCRIPTS, ConfigError, load_config  # noqa: E402
-from lib.models import fastseqtrack  # noqa: E402
-from lib.models.fartrack.network import NET_CLASS_NAMES  # noqa: E402
+from lib.models import fastseqtrack, net_class_name  # noqa: E402
 from lib.test.evaluation.datasets import DATASET_NAMES, DatasetError, get_dataset  # noqa: E402
 from lib.test.evaluation.environment import env_settings  # noqa: E402
 from lib.test.evaluation.running import TrackerSpec, run_sequences  # noqa: E402
@@ -33,8 +32,8 @@ logger = logging.getLogger("test")
 
 def default_checkpoint(save_dir: Path, script: str, config_name: str, epoch: int) -> Path:
     """The official test-time checkpoint location."""
-    net_class = fastseqtrack.NET_CLASS_NAME if script == fastseqtrack.SCRIPT else NET_CLASS_NAMES[script]
-    return save_dir / "checkpoints" / "train" / script / config_name / f"{net_class}_ep{epoch:04d}.pth.tar"
+    return (save_dir / "checkpoints" / "train" / script / config_name
+            / f"{net_class_name(script)}_ep{epoch:04d}.pth.tar")
 
 
 def results_label(config_name: str, depth: int | None, config_depth: int) -> str:

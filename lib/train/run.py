@@ -28,7 +28,7 @@ from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from lib.config import load_config
-from lib.models import fastseqtrack
+from lib.models import fastseqtrack, net_class_name
 from lib.models.fartrack.network import NET_CLASS_NAMES, build_network
 from lib.models.fastseqtrack.weights import initialise_encoder
 from lib.models.fartrack.weights import load_mae_weights, load_network_weights
@@ -112,11 +112,6 @@ def find_previous_checkpoint(script: str, pretrain_pth: str, save_dir: Path, exp
         f"{script} starts from a {previous} ({net_type}_ep*.pth.tar) checkpoint, but none was found "
         f"(MODEL.PRETRAIN_PTH {pretrain_pth or '(empty)'} relative to --save_dir {save_dir}, and nothing under "
         f"{root}). Train the {previous} stage first with the same --save_dir, or pass --pretrained PATH.")
-
-
-def net_class_name(script: str) -> str:
-    """The network class name of a script: checkpoint ``net_type`` and file prefix ``<NetClass>_ep%04d.pth.tar``."""
-    return fastseqtrack.NET_CLASS_NAME if script == fastseqtrack.SCRIPT else NET_CLASS_NAMES[script]
 
 
 def build_script_network(cfg: Any) -> nn.Module:
