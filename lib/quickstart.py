@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lib.config import load_config
-from lib.models.fartrack.network import NET_CLASS_NAMES
+from lib.models import net_class_name
 from lib.synthetic import write_synthetic_data
 from lib.test.evaluation.datasets import get_dataset
 from lib.test.evaluation.environment import env_settings
@@ -46,8 +46,11 @@ EVAL_DATASET = "got10k_val"
 BASELINE = "baseline:initial_box"
 #: Early-exit thresholds of the FastSeqTrack comparison (its config keeps the paper's 1.6: no early exit).
 FASTSEQTRACK_TAUS = (0.3, 0.2, 0.1)
-#: Synthetic data of the quickstart: the generator's defaults with a larger validation split.
-DATA_OVERRIDES = {"got10k_val": 20}
+#: Synthetic data of the quickstart: the generator's defaults (difficulty "medium") with a larger validation split
+#: and salient targets (bright, saturated objects on darker, muted backgrounds; same scenes and ground truth as
+#: salience 0). A ViT-Tiny trained from scratch for ~1,800 steps learns to localise these; on the original look its
+#: validation IoU stayed at ~0.13 and the trackers lost to the keep-the-initial-box baseline.
+DATA_OVERRIDES = {"got10k_val": 20, "salience": 1.0}
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ def _run(command: Sequence[str], env: dict[str, str], phase: str) -> None:
 
 def _checkpoint(output_dir: Path, stage: Stage, epoch: int) -> Path:
     return (output_dir / "checkpoints" / "train" / stage.script / stage.config
-            / f"{NET_CLASS_NAMES[stage.script]}_ep{epoch:04d}.pth.tar")
+            / f"{net_class_name(stage.script)}_ep{epoch:04d}.pth.tar")
 
 
 def train_stage(stage: Stage, output_dir: Path, env: dict[str, str]) -> Path:

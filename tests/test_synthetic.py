@@ -124,6 +124,82 @@ def test_still_images_annotate_visible_objects():
         assert x >= 0 and y >= 0 and x + w <= 320 and y + h <= 240 and 0 < obj.area <= w * h
 
 
+def _chroma(pixels: np.ndarray, statistic=np.median) -> float:
+    """Chroma ``max(R, G, B) - min(R, G, B)`` (0..1) of ``(N, 3)`` uint8 RGB pixels; by default the median, robust
+    to a distractor among background pixels (the mean suits a target, whose white border has no chroma)."""
+    pixels = pixels.reshape(-1, 3).astype(float)
+    return float(statistic(pixels.max(1) - pixels.min(1))) / 255.0
+
+
+@pytest.mark.parametrize("difficulty", ["easy", "medium"])
+def test_salience_changes_colours_only(difficulty):
+    """``salience`` keeps the scene and every label (same random draws) and makes the target stand out: a saturated,
+    bright target on a greyer, darker background, and a larger colour gap between them."""
+    gaps = []
+    for seed in range(6):
+        plain = render_sequence(seed, 24, SIZE, difficulty, return_masks=True)
+        salient = render_sequence(seed, 24, SIZE, difficulty, return_masks=True, salience=1.0)
+        for field in ("boxes", "absent", "cover", "occluded", "out_of_view", "cut_by_image", "area"):
+            assert np.array_equal(getattr(plain, field), getattr(salient, field)), field
+        assert plain.class_name == salient.class_name and salient.description.endswith("with a light border")
+        assert all(np.array_equal(a, b) for a, b in zip(plain.masks, salient.masks))
+        assert not np.array_equal(plain.frames[0], salient.frames[0])
+        # Frame 0: the target is fully visible and unoccluded; the background is what lies outside its box.
+        mask = salient.masks[0]
+        x, y, w, h = salient.boxes[0].astype(int)
+        outside = np.ones(mask.shape, bool)
+        outside[max(y - 2, 0):y + h + 2, max(x - 2, 0):x + w + 2] = False
+        for seq in (plain, salient):
+            frame = seq.frames[0]
+            gaps.append(np.linalg.norm(frame[mask].astype(float).mean(0) - frame[outside].astype(float).mean(0)))
+        assert _chroma(salient.frames[0][outside]) < _chroma(plain.frames[0][outside]) + 0.02
+        assert _chroma(salient.frames[0][mask], np.mean) > _chroma(salient.frames[0][outside]) + 0.2
+        assert salient.frames[0][mask].mean() > np.median(salient.frames[0][outside]) + 80
+    assert np.mean(gaps[1::2]) > np.mean(gaps[0::2])
+    # The default is the original look, bit for bit.
+    assert all(np.array_equal(a, b) for a, b in zip(render_sequence(5, 8, SIZE).frames,
+                                                     render_sequence(5, 8, SIZE, salience=0.0).frames))
+    with pytest.raises(ValueError, match="salience"):
+        render_sequence(0, 2, SIZE, salience=1.5)
+
+
+def test_salience_zero_keeps_the_original_random_draws():
+    """At the default salience the object look consumes the random stream exactly as before the knob existed (the
+    default data are unchanged bit for bit): a reference replay of the original draws gives the same look and leaves
+    the generator in the same state."""
+    from lib.synthetic.scenes import _Look, _rgb
+    for seed in range(5):
+        rng, ref = np.random.default_rng(seed), np.random.default_rng(seed)
+        look = _Look.draw(rng, "striped_box")
+        hue = ref.random()
+        stops = np.stack([_rgb(hue, ref.uniform(0.6, 1.0), ref.uniform(0.7, 1.0)),
+                          _rgb(hue + ref.uniform(0.1, 0.5), ref.uniform(0.5, 1.0), ref.uniform(0.3, 0.8))])
+        dark = bool(ref.random() < 0.5)
+        assert np.array_equal(look.stops, stops) and look.dark_border == dark
+        assert np.array_equal(look.border, _rgb(hue, 0.3, 0.1) if dark else _rgb(hue, 0.1, 0.97))
+        assert rng.random() == ref.random()
+
+
+def test_salience_keeps_still_image_annotations():
+    for seed in range(4):
+        plain, salient = render_image(seed, SIZE), render_image(seed, SIZE, salience=1.0)
+        assert plain.objects == salient.objects
+        assert not np.array_equal(plain.image, salient.image)
+
+
+def test_salience_is_recorded_in_the_manifest_only_when_set(tmp_path):
+    config = replace(TINY, got10k_train=1, got10k_val=1, got10k_test=0, lasot_train=0, lasot_test=0,
+                     trackingnet_train=0, trackingnet_test=0, coco_images=0)
+    assert "salience" not in config.params("got10k")
+    write_synthetic_data(tmp_path / "plain", config, datasets=["got10k"], progress=False)
+    write_synthetic_data(tmp_path / "salient", replace(config, salience=0.8), datasets=["got10k"], progress=False)
+    assert read_manifest(tmp_path / "salient")["datasets"]["got10k"]["params"]["salience"] == 0.8
+    for name in ("groundtruth.txt", "absence.label", "cover.label"):
+        assert _files(tmp_path / "plain" / "got10k", name) == _files(tmp_path / "salient" / "got10k", name)
+    with pytest.raises(SyntheticDataError, match="salience"):
+        write_synthetic_data(tmp_path / "bad", config, salience=-0.1, progress=False)
+
+
 def test_lasot_names_alternate_over_classes():
     assert lasot_names(["a-1", "a-2", "b-3", "c-1", "c-2"], 4) == ["a-1", "b-3", "c-1", "a-2"]
     with pytest.raises(SyntheticDataError):

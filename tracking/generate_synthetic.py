@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--difficulty", default=defaults.difficulty,
                         help=f"{' / '.join(LEVELS)} or a level in 0..1 (default: %(default)s)")
+    parser.add_argument("--salience", type=float, default=defaults.salience,
+                        help="0..1: objects stand out by their colours (1: bright objects on dark, muted "
+                             "backgrounds), same scenes and ground truth (default: %(default)s, the original look)")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS), metavar="NAME",
                         help=f"datasets to write (default: all): {' '.join(DATASETS)}")
     parser.add_argument("--frames", type=int, help="frames of every sequence (default: per-split counts below)")
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings_dir = train_env_settings().data_dir
         data_dir = args.data_dir or settings_dir
-        config = SyntheticConfig(seed=args.seed, difficulty=args.difficulty, image_size=tuple(args.image_size),
+        config = SyntheticConfig(seed=args.seed, difficulty=args.difficulty, salience=args.salience, image_size=tuple(args.image_size),
                                  **{name: getattr(args, name) for name in COUNT_FIELDS})
         if args.frames is not None:
             config = config.with_frames(args.frames)

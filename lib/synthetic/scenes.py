@@ -196,13 +196,23 @@ def _pattern(rng: np.random.Generator, kind: str, h: int, w: int) -> np.ndarray:
     raise ValueError(f"unknown texture {kind!r}")
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A muted ``(h, w, 3)`` RGB texture: clouds and waves, sometimes with faint stripes or checks."""
+def _background(rng: np.random.Generator, h: int, w: int, salience: float = 0.0) -> np.ndarray:
+    """A muted ``(h, w, 3)`` RGB texture: clouds and waves, sometimes with faint stripes or checks.
+
+    ``salience`` in 0..1 (see :func:`render_sequence`) mutes and darkens it: the stripes / checks (which resemble
+    the target patterns) fade out, the saturation shrinks by ``1 - salience`` and the brightness by
+    ``1 - 0.7 * salience`` (0.2..0.9 -> 0.06..0.27 at 1). The random draws are the same for every ``salience``."""
     field = 0.6 * _pattern(rng, "cloudy", h, w) + 0.4 * _pattern(rng, "wavy", h, w)
     if rng.random() < 0.4:
-        field = 0.75 * field + 0.25 * _pattern(rng, str(rng.choice(["striped", "checkered"])), h, w)
+        stripes = 0.25 * (1.0 - salience)
+        field = (1.0 - stripes) * field + stripes * _pattern(rng, str(rng.choice(["striped", "checkered"])), h, w)
     hue = rng.random()
-    stops = np.stack([_rgb(hue + rng.uniform(-0.15, 0.15), rng.uniform(0.05, 0.5), rng.uniform(0.2, 0.9))
+
+    def value(drawn: float) -> float:  # exactly the drawn value at salience 0
+        return drawn if salience == 0 else drawn * (1.0 - 0.7 * salience)
+
+    stops = np.stack([_rgb(hue + rng.uniform(-0.15, 0.15), rng.uniform(0.05, 0.5) * (1.0 - salience),
+                           value(rng.uniform(0.2, 0.9)))
                       for _ in range(int(rng.integers(3, 5)))])
     return _colourize(field, stops)
 
@@ -219,13 +229,25 @@ class _Look:
     dark_border: bool
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, class_name: str) -> _Look:
+    def draw(cls, rng: np.random.Generator, class_name: str, salience: float = 0.0) -> _Look:
+        """A random look of ``class_name``; ``salience`` in 0..1 pulls both palette stops towards full saturation
+        and brightness (the second one half-way, so the pattern stays visible), and makes the border a light one
+        (pure white at 1). The random draws are the same for every ``salience``."""
         pattern, shape = class_name.split("_")
         hue = rng.random()
-        stops = np.stack([_rgb(hue, rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0)),
-                          _rgb(hue + rng.uniform(0.1, 0.5), rng.uniform(0.5, 1.0), rng.uniform(0.3, 0.8))])
-        dark = bool(rng.random() < 0.5)
-        border = _rgb(hue, 0.3, 0.1) if dark else _rgb(hue, 0.1, 0.97)
+
+        def towards_one(value: float) -> float:
+            return value + (1.0 - value) * salience
+
+        def half_towards_one(value: float) -> float:
+            return value + (1.0 - value) * 0.5 * salience
+
+        stops = np.stack([_rgb(hue, towards_one(rng.uniform(0.6, 1.0)), towards_one(rng.uniform(0.7, 1.0))),
+                          _rgb(hue + rng.uniform(0.1, 0.5), towards_one(rng.uniform(0.5, 1.0)),
+                               half_towards_one(rng.uniform(0.3, 0.8)))])
+        dark = bool(rng.random() < 0.5) and salience == 0
+        keep = 1.0 - salience
+        border = _rgb(hue, 0.3, 0.1) if dark else _rgb(hue, 0.1 * keep, 0.97 + 0.03 * salience)
         return cls(shape, pattern, stops, border, hue, dark)
 
     def similar(self, rng: np.random.Generator) -> _Look:
@@ -260,10 +282,11 @@ class _Sprite:
     mask: np.ndarray  # (S, S) uint8 0/1
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, look: _Look) -> _Sprite:
+    def draw(cls, rng: np.random.Generator, look: _Look, salience: float = 0.0) -> _Sprite:
+        """``salience`` in 0..1 widens the border (3..7 px of the 96 px sprite, up to 1.5 times that at 1)."""
         mask = _shape_mask(look.shape, _SPRITE)
         texture = _colourize(_pattern(rng, look.pattern, _SPRITE, _SPRITE), look.stops)
-        width = int(rng.integers(3, 8))
+        width = round(int(rng.integers(3, 8)) * (1.0 + 0.5 * salience))
         inner = cv2.erode(mask, np.ones((2 * width + 1, 2 * width + 1), np.uint8), borderValue=0)
         texture[inner == 0] = look.border.round().astype(np.uint8)
         return cls(texture, mask)
@@ -422,7 +445,8 @@ class _Occluder:
             visible[lo:hi] = False
 
 
-def _occluders(rng: np.random.Generator, path: _Path, size: Size, rate: float) -> list[_Occluder]:
+def _occluders(rng: np.random.Generator, path: _Path, size: Size, rate: float, salience: float = 0.0
+               ) -> list[_Occluder]:
     """Bars crossing the target ``rate`` times per 100 frames, two thirds wide enough to hide it fully for a few
     frames; each is drawn while it is inside the image, never in frame 0."""
     height, width = size
@@ -444,7 +468,7 @@ def _occluders(rng: np.random.Generator, path: _Path, size: Size, rate: float) -
             strip = np.empty((*shape, 3), np.uint8)
             strip[:] = _rgb(rng.random(), rng.uniform(0, 0.8), rng.uniform(0.15, 0.9)).round().astype(np.uint8)
         else:
-            strip = _background(rng, *shape)
+            strip = _background(rng, *shape, salience=salience)
         bars.append(_Occluder(vertical, position, active, strip))
     return bars
 
@@ -453,10 +477,11 @@ def _occluders(rng: np.random.Generator, path: _Path, size: Size, rate: float) -
 class _Camera:
     """A textured canvas larger than the frame, panned and zoomed slowly."""
 
-    def __init__(self, rng: np.random.Generator, n: int, size: Size, diff: Difficulty) -> None:
+    def __init__(self, rng: np.random.Generator, n: int, size: Size, diff: Difficulty, salience: float = 0.0
+                 ) -> None:
         height, width = size
         self.size = size
-        self.canvas = _background(rng, round(height * _CANVAS), round(width * _CANVAS))
+        self.canvas = _background(rng, round(height * _CANVAS), round(width * _CANVAS), salience)
         canvas_h, canvas_w = self.canvas.shape[:2]
         centre = np.array([canvas_w / 2, canvas_h / 2])
         velocity = rng.normal(0.0, 0.5 * diff.camera_speed, 2)
@@ -526,29 +551,45 @@ class _Photometry:
         return frame
 
 
+def _check_salience(salience: float) -> float:
+    salience = float(salience)
+    if not 0.0 <= salience <= 1.0:
+        raise ValueError(f"salience must be in 0..1, got {salience}")
+    return salience
+
+
 def render_sequence(seed: Seed, num_frames: int, size: Size = (240, 320),
-                    difficulty: Union[str, float, Difficulty] = "medium", return_masks: bool = False
-                    ) -> RenderedSequence:
+                    difficulty: Union[str, float, Difficulty] = "medium", return_masks: bool = False,
+                    salience: float = 0.0) -> RenderedSequence:
     """Render ``num_frames`` frames of ``size = (H, W)`` and their ground truth, deterministically from ``seed``.
 
-    ``return_masks`` adds the visible target pixels of every frame (before blur)."""
+    ``return_masks`` adds the visible target pixels of every frame (before blur).
+
+    ``salience`` in 0..1 (default 0: the original look) makes the objects stand out from the background by their
+    colour statistics, up to bright objects on a dark background at 1: saturated, bright object palettes with wider
+    light borders on darker, greyer backgrounds without target-like stripes or checks (textured occluder bars are
+    background textures, so they are darkened too). Only colours and border widths change: the random draws are the
+    same, so a seed gives the same classes, trajectories, distractors, occluders, nuisances and ground truth at
+    every ``salience`` (the target mask, hence every box and label, is identical); the description names a light
+    border whenever ``salience > 0``."""
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     height, width = size
     if min(height, width) < 32:
         raise ValueError(f"image size {size} too small (H and W must be >= 32)")
     diff = Difficulty.parse(difficulty)
+    salience = _check_salience(salience)
     rng = np.random.default_rng(seed)
     n = num_frames
 
     class_name = CLASS_NAMES[int(rng.integers(len(CLASS_NAMES)))]
-    look = _Look.draw(rng, class_name)
-    target = _Sprite.draw(rng, look)
-    camera = _Camera(rng, n, size, diff)
+    look = _Look.draw(rng, class_name, salience)
+    target = _Sprite.draw(rng, look, salience)
+    camera = _Camera(rng, n, size, diff, salience)
     path = _trajectory(rng, n, size, diff)
     _add_excursions(rng, path, size, diff.out_of_view_rate)
-    occluders = _occluders(rng, path, size, diff.occlusion_rate)
-    distractors = [(_Sprite.draw(rng, look.similar(rng)), _trajectory(rng, n, size, diff))
+    occluders = _occluders(rng, path, size, diff.occlusion_rate, salience)
+    distractors = [(_Sprite.draw(rng, look.similar(rng), salience), _trajectory(rng, n, size, diff))
                    for _ in range(int(rng.integers(0, diff.distractors + 1)))]
     photometry = _Photometry(rng, n, size, diff)
     blur_on = rng.random(n) < diff.blur_prob
@@ -611,26 +652,28 @@ def render_sequence(seed: Seed, num_frames: int, size: Size = (240, 320),
                             look.describe(), masks if return_masks else None)
 
 
-def render_image(seed: Seed, size: Size = (240, 320), difficulty: Union[str, float, Difficulty] = "medium"
-                 ) -> RenderedImage:
+def render_image(seed: Seed, size: Size = (240, 320), difficulty: Union[str, float, Difficulty] = "medium",
+                 salience: float = 0.0) -> RenderedImage:
     """A still image with 2..6 textured objects of random classes (later ones in front), sometimes a crowd of
     small ones (annotated as one ``iscrowd`` region). Boxes and areas are those of the visible pixels; objects with
-    less than :data:`MIN_VISIBLE_FRACTION` visible are not annotated."""
+    less than :data:`MIN_VISIBLE_FRACTION` visible are not annotated. ``salience``: as in
+    :func:`render_sequence` (same objects and annotations, other colours)."""
     height, width = size
     diff = Difficulty.parse(difficulty)
+    salience = _check_salience(salience)
     rng = np.random.default_rng(seed)
-    image = _background(rng, height, width)
+    image = _background(rng, height, width, salience)
     owner = np.full((height, width), -1, np.int16)  # index of the object seen at each pixel
     objects: list[tuple[str, int, bool]] = []  # class, full pixel area, crowd
     side = math.sqrt(height * width)
 
     def place(class_name: str, scale: tuple[float, float], sides: tuple[float, float], centre: tuple[float, float],
               index: int) -> int:
-        look = _Look.draw(rng, class_name)
+        look = _Look.draw(rng, class_name, salience)
         w, h = _size(rng.uniform(*np.log(np.array(scale) * side)), rng.uniform(*np.log(_ASPECT)), height, width,
                      sides)
         w, h = max(4, round(w)), max(4, round(h))
-        texture, mask = _Sprite.draw(rng, look).at(w, h)
+        texture, mask = _Sprite.draw(rng, look, salience).at(w, h)
         x0, y0 = round(centre[0] - w / 2), round(centre[1] - h / 2)
         placed = _paste(image, texture, mask, x0, y0)
         if placed is not None:

@@ -73,10 +73,14 @@ class SyntheticDataError(RuntimeError):
 @dataclass(frozen=True)
 class SyntheticConfig:
     """What to generate. Counts are sequences (images for COCO); the defaults take well under a minute on two cores.
-    ``image_size`` is ``(W, H)``; ``difficulty`` is a level name of :data:`lib.synthetic.scenes.LEVELS` or 0..1."""
+    ``image_size`` is ``(W, H)``; ``difficulty`` is a level name of :data:`lib.synthetic.scenes.LEVELS` or 0..1.
+    ``salience`` in 0..1 (default 0, the original look) makes the objects stand out by their colours, up to bright,
+    saturated objects on dark, muted backgrounds at 1, with the same scenes and ground truth
+    (:func:`lib.synthetic.scenes.render_sequence`)."""
 
     seed: int = 0
     difficulty: Union[str, float] = "medium"
+    salience: float = 0.0
     image_size: tuple[int, int] = (320, 240)
     jpeg_quality: int = 90
     got10k_train: int = 60
@@ -96,6 +100,8 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         Difficulty.parse(self.difficulty)  # raises ValueError on an unknown level
+        if not 0.0 <= self.salience <= 1.0:
+            raise ValueError(f"salience must be in 0..1, got {self.salience}")
         width, height = self.image_size
         if min(width, height) < 32:
             raise ValueError(f"image_size {self.image_size} too small (W and H must be >= 32)")
@@ -118,6 +124,8 @@ class SyntheticConfig:
         """The parameters that determine the content of ``dataset`` (recorded in the manifest)."""
         shared = {"version": GENERATOR_VERSION, "seed": self.seed, "difficulty": self.difficulty,
                   "image_size": list(self.image_size), "jpeg_quality": self.jpeg_quality}
+        if self.salience:  # recorded only when set, so trees generated before the knob existed stay valid
+            shared["salience"] = self.salience
         return shared | {key: value for key, value in asdict(self).items() if key.startswith(dataset + "_")}
 
     @property
@@ -136,6 +144,7 @@ class _Task:
     num_frames: int
     size: tuple[int, int]  # (H, W)
     difficulty: Union[str, float]
+    salience: float
     quality: int
     out: str  # sequence folder (GOT-10k, LaSOT), frame folder (TrackingNet) or image file (COCO)
     anno: str = ""  # TrackingNet annotation file
@@ -226,10 +235,10 @@ def _run_task(task: _Task) -> dict:
     """Render and write one task; returns what the dataset's finishing step needs. Each task has its own seed, so
     the output does not depend on the order (or process) in which tasks run."""
     if task.layout == "coco":
-        rendered = render_image(task.seed, task.size, task.difficulty)
+        rendered = render_image(task.seed, task.size, task.difficulty, task.salience)
         _write_image(Path(task.out), rendered.image, task.quality)
         return {"frames": 1, "objects": [(obj.class_name, obj.box, obj.area, obj.iscrowd) for obj in rendered.objects]}
-    seq = render_sequence(task.seed, task.num_frames, task.size, task.difficulty)
+    seq = render_sequence(task.seed, task.num_frames, task.size, task.difficulty, salience=task.salience)
     _SEQUENCE_WRITERS[task.layout](task, seq)
     return {"frames": len(seq.frames), "absent": int(seq.absent.sum())}
 
@@ -246,7 +255,7 @@ class _Plan:
 def _task(config: SyntheticConfig, layout: str, stream: str, index: int, num_frames: int, out: Path,
           **extra: object) -> _Task:
     return _Task(layout, (config.seed, _STREAMS[stream], index), num_frames, config.size, config.difficulty,
-                 config.jpeg_quality, str(out), **extra)
+                 config.salience, config.jpeg_quality, str(out), **extra)
 
 
 def _frame_stats(results: list[dict]) -> dict:
