@@ -1,7 +1,8 @@
 """Box conversions and the tracker's clip_box (spec section 7.2, step 6)."""
 import torch
 
-from lib.utils.box_ops import box_cxcywh_to_xyxy, box_xywh_to_xyxy, box_xyxy_to_cxcywh, box_xyxy_to_xywh, clip_box
+from lib.utils.box_ops import (box_cxcywh_to_xyxy, box_xywh_to_xyxy, box_xyxy_to_cxcywh, box_xyxy_to_xywh, clip_box,
+                              map_box_back)
 
 
 def test_conversions_round_trip_with_leading_dims():
@@ -27,3 +28,11 @@ def test_clip_box_clamps_corners_and_keeps_margin():
     assert clip_box([0.0, 0.0, 2.0, 3.0], H=100, W=200) == [0.0, 0.0, 10.0, 10.0]
     # inverted box (x2 < x1) gets width margin
     assert clip_box([50.0, 50.0, -20.0, 5.0], H=100, W=200, margin=4) == [50.0, 50.0, 4.0, 5.0]
+
+
+def test_map_box_back_is_relative_to_the_previous_centre():
+    # previous centre (30, 50); crop side 8 / 2 = 4 image px, so its top-left corner is at (28, 48)
+    assert map_box_back([10, 20, 40, 60], [3, 4, 2, 2], resize_factor=2.0, search_size=8) == [30.0, 51.0, 2, 2]
+    # a prediction at the crop centre keeps the previous centre
+    x, y, w, h = map_box_back([10, 20, 40, 60], [2, 2, 6, 8], resize_factor=2.0, search_size=8)
+    assert (x + w / 2, y + h / 2) == (30.0, 50.0)

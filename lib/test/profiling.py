@@ -28,6 +28,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lib.models.fartrack.sparsify import num_pruned
+from lib.test.tracker.backends import TorchBackend
 from lib.test.tracker.fartrack import FARTrackTracker
 from lib.utils.crop import sample_target
 
@@ -90,7 +91,8 @@ def steady_state_keep(tracker: FARTrackTracker) -> Optional[torch.Tensor]:
         return None
     backend = tracker.backend
     spec = tracker.spec
-    ratio = getattr(getattr(backend, "net", None), "test_prune_ratio", 0.25)
+    # TorchBackend keeps the network; OnnxBackend the ratio it was exported with (its metadata).
+    ratio = backend.net.test_prune_ratio if isinstance(backend, TorchBackend) else backend.info.test_prune_ratio
     kept = spec.tokens_per_template - num_pruned(spec.tokens_per_template, ratio)
     keep = torch.zeros(1, spec.num_templates, spec.tokens_per_template, dtype=torch.bool)
     keep[0, :-1, :kept] = True

@@ -45,3 +45,19 @@ def clip_box(box_xywh: Sequence[float], H: float, W: float, margin: float = 10) 
     y1 = min(max(0.0, y1), H - margin)
     y2 = min(max(float(margin), y2), H)
     return [x1, y1, max(float(margin), x2 - x1), max(float(margin), y2 - y1)]
+
+
+def map_box_back(state_xywh: Sequence[float], pred_cxcywh: Sequence[float], resize_factor: float,
+                 search_size: int) -> list[float]:
+    """A box predicted in a search crop centred on the previous state -> image (x, y, w, h), as the official trackers.
+
+    ``pred_cxcywh`` is in crop pixels rescaled to image units (``pred * search_size / resize_factor``); the crop's
+    top-left corner sits half a crop side (``0.5 * search_size / resize_factor``) before the previous centre.
+    """
+    cx_prev = state_xywh[0] + 0.5 * state_xywh[2]
+    cy_prev = state_xywh[1] + 0.5 * state_xywh[3]
+    cx, cy, w, h = pred_cxcywh
+    half_side = 0.5 * search_size / resize_factor
+    cx_real = cx + (cx_prev - half_side)
+    cy_real = cy + (cy_prev - half_side)
+    return [cx_real - 0.5 * w, cy_real - 0.5 * h, w, h]

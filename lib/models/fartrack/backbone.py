@@ -15,12 +15,13 @@ import torch.nn.functional as F
 from timm.layers import PatchEmbed, build_sincos2d_pos_embed, trunc_normal_
 from torch import Tensor, nn
 
+from lib.models.common import CropGeometry
 from lib.models.fartrack.layers import FARTrackBlock, block_drop_path_rates
 from lib.utils.tokens import command_ids, padding_id, vocab_size
 
 
 @dataclass(frozen=True)
-class BackboneSpec:
+class BackboneSpec(CropGeometry):
     """Every size the backbone needs, derived from the config (see ``network.spec_from_config``)."""
 
     embed_dim: int = 192
@@ -38,22 +39,6 @@ class BackboneSpec:
     prenum: int = 3
     drop_path_rate: float = 0.1
     sparse: bool = False
-
-    @property
-    def template_grid(self) -> int:
-        return self.template_size // self.patch_size
-
-    @property
-    def search_grid(self) -> int:
-        return self.search_size // self.patch_size
-
-    @property
-    def tokens_per_template(self) -> int:
-        return self.template_grid**2
-
-    @property
-    def num_search_tokens(self) -> int:
-        return self.search_grid**2
 
     @property
     def num_command_tokens(self) -> int:

@@ -16,11 +16,12 @@ The sparse family also accepts ``template_keep`` (B, T, P) bool: pruned template
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
+from lib.models.common import TemplateInput, stack_templates
 from lib.models.fartrack.backbone import BackboneSpec, FARTrackViT
 from lib.models.fartrack.layers import ATTENTION_IMPLS
 from lib.models.fartrack.sparsify import inference_keep_mask, token_keep_vector
@@ -36,9 +37,6 @@ FIRST_DISTILLED_DEPTH = 5
 
 #: Depths of the named variants (the paper's Tiny / Nano / Pico).
 VARIANT_DEPTHS = {"tiny": 15, "nano": 10, "pico": 6}
-
-TemplateInput = Union[Tensor, Sequence[Tensor]]
-
 
 class FARTrackNetwork(nn.Module):
     """``identity`` (per-slot embeddings: templates 0..T-1, then the search) and the ViT ``backbone``."""
@@ -90,19 +88,10 @@ class FARTrackNetwork(nn.Module):
         self._attention = value
 
     # ------------------------------------------------------------------ forward
-    def stack_templates(self, templates: TemplateInput) -> Tensor:
-        """Accept (B, T, 3, h, w) or a list of T tensors (B, 3, h, w); check the sizes against the config."""
-        if not isinstance(templates, Tensor):
-            templates = torch.stack(list(templates), dim=1)
-        spec = self.spec
-        expected = (spec.num_templates, 3, spec.template_size, spec.template_size)
-        if templates.dim() != 5 or tuple(templates.shape[1:]) != expected:
-            raise ValueError(f"templates must be (B, {', '.join(map(str, expected))}), got {tuple(templates.shape)}")
-        return templates
-
     def embed_templates(self, templates: TemplateInput) -> Tensor:
         """(B, T, P, C) slot-independent template tokens; trackers may cache them per stored template."""
-        return self.backbone.embed_templates(self.stack_templates(templates))
+        spec = self.spec
+        return self.backbone.embed_templates(stack_templates(templates, spec.num_templates, spec.template_size))
 
     def forward(
         self,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from timm.layers import PatchEmbed, build_sincos2d_pos_embed, trunc_normal_
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
 
+from lib.models.common import CropGeometry, TemplateInput, stack_templates
 from lib.models.fastseqtrack.layers import DecoderLayer, EmbeddingToWord, LayerNorm
 from lib.utils.tokens import decode_argmax_plain
 
@@ -50,11 +51,8 @@ NUM_TRACK_TOKENS = len(COORDINATES)
 #: Image size of the ViT the position table is defined for (MAE / timm ViTs: 224 px, a 14 x 14 grid at stride 16).
 PRETRAIN_IMG_SIZE = 224
 
-TemplateInput = Union[Tensor, Sequence[Tensor]]
-
-
 @dataclass(frozen=True)
-class FastSeqTrackSpec:
+class FastSeqTrackSpec(CropGeometry):
     """Every size of the network, derived from a config by :func:`spec_from_config`."""
 
     embed_dim: int = 768
@@ -72,22 +70,6 @@ class FastSeqTrackSpec:
     n_bins: int = 4000
     head_layers: int = 3
     drop_path_rate: float = 0.1
-
-    @property
-    def template_grid(self) -> int:
-        return self.template_size // self.patch_size
-
-    @property
-    def search_grid(self) -> int:
-        return self.search_size // self.patch_size
-
-    @property
-    def tokens_per_template(self) -> int:
-        return self.template_grid ** 2
-
-    @property
-    def num_search_tokens(self) -> int:
-        return self.search_grid ** 2
 
     @property
     def num_exits(self) -> int:
@@ -225,19 +207,10 @@ class FastSeqTrackNetwork(nn.Module):
         self.backbone.set_position_embeddings(_sincos_table(grid, self.spec.embed_dim))
 
     # ------------------------------------------------------------------ inputs
-    def stack_templates(self, templates: TemplateInput) -> Tensor:
-        """Accept (B, T, 3, h, w) or a list of T (B, 3, h, w) tensors; check them against the spec."""
-        if not isinstance(templates, Tensor):
-            templates = torch.stack(list(templates), dim=1)
-        spec = self.spec
-        expected = (spec.num_templates, 3, spec.template_size, spec.template_size)
-        if templates.dim() != 5 or tuple(templates.shape[1:]) != expected:
-            raise ValueError(f"templates must be (B, {', '.join(map(str, expected))}), got {tuple(templates.shape)}")
-        return templates
-
     def embed_templates(self, templates: TemplateInput) -> Tensor:
         """(B, T, P, C) template tokens; a tracker computes them once per stored template."""
-        return self.backbone.embed_templates(self.stack_templates(templates))
+        spec = self.spec
+        return self.backbone.embed_templates(stack_templates(templates, spec.num_templates, spec.template_size))
 
     def encode(self, templates: Optional[TemplateInput], search: Tensor,
                template_tokens: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:

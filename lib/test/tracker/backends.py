@@ -50,6 +50,13 @@ class NetworkBackend(Protocol):
             ) -> tuple[Tensor, Optional[Tensor]]: ...
 
 
+def normalise_crop(crop: np.ndarray, mean: Tensor, std: Tensor) -> Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32, /255, normalised with (1, 3, 1, 1) ``mean`` / ``std`` on their
+    device (the official Preprocessor)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(crop)).to(mean.device).permute(2, 0, 1).unsqueeze(0).float()
+    return (tensor / 255.0 - mean) / std
+
+
 @dataclass(frozen=True)
 class InferenceOptions:
     """How :class:`TorchBackend` runs the network (see the module docstring)."""
@@ -119,9 +126,8 @@ class TorchBackend:
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(shape)
 
     def preprocess(self, crop: np.ndarray) -> Tensor:
-        """(H, W, 3) uint8 RGB -> (1, 3, H, W), /255, ImageNet-normalised (official Preprocessor), in the run dtype."""
-        tensor = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device).permute(2, 0, 1).unsqueeze(0).float()
-        return ((tensor / 255.0 - self.mean) / self.std).to(self.dtype)
+        """:func:`normalise_crop` in the run dtype."""
+        return normalise_crop(crop, self.mean, self.std).to(self.dtype)
 
     @torch.inference_mode()
     def encode_template(self, crop: np.ndarray) -> Tensor:

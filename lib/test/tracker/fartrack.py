@@ -26,7 +26,7 @@ from torch import Tensor
 from lib.models.fartrack.network import FARTrackNetwork
 from lib.test.tracker.backends import InferenceOptions, NetworkBackend, TorchBackend
 from lib.test.tracker.template_memory import oldest_needed, slot_indices
-from lib.utils.box_ops import clip_box
+from lib.utils.box_ops import clip_box, map_box_back
 from lib.utils.crop import sample_target
 from lib.utils.tokens import decode_argmax_plain, decode_sparse_tracker, greedy_tokens
 
@@ -139,7 +139,8 @@ class FARTrackTracker:
         # One device-to-host transfer per frame for the box and the score.
         *pred, confidence = torch.cat([self._official_cxcywh(box) * params.search_size / resize_factor,
                                        confidence.view(1)]).tolist()
-        self.state = clip_box(self._map_box_back(pred, resize_factor), height, width, margin=params.clip_margin)
+        self.state = clip_box(map_box_back(self.state, pred, resize_factor, params.search_size), height, width,
+                              margin=params.clip_margin)
         if self.sparse:
             # The mask belongs to the template that sat in the newest slot during this forward.
             self.template_masks.setdefault(self.slots[-1], newest_keep)
@@ -151,13 +152,3 @@ class FARTrackTracker:
         """x1 y1 x2 y2 -> cx cy w h with the official float32 operation order (w = x2 - x1, cx = x1 + w / 2)."""
         w, h = box[2] - box[0], box[3] - box[1]
         return torch.stack([box[0] + w / 2, box[1] + h / 2, w, h])
-
-    def _map_box_back(self, pred_cxcywh: list[float], resize_factor: float) -> list[float]:
-        """Crop-centred box -> image box, relative to the centre of the previous state."""
-        cx_prev = self.state[0] + 0.5 * self.state[2]
-        cy_prev = self.state[1] + 0.5 * self.state[3]
-        cx, cy, w, h = pred_cxcywh
-        half_side = 0.5 * self.params.search_size / resize_factor
-        cx_real = cx + (cx_prev - half_side)
-        cy_real = cy + (cy_prev - half_side)
-        return [cx_real - 0.5 * w, cy_real - 0.5 * h, w, h]

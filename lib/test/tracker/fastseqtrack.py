@@ -28,7 +28,8 @@ from torch import Tensor
 
 from lib.models.fastseqtrack.network import FastSeqTrackNetwork, build_network, hanning_window
 from lib.models.fastseqtrack.weights import load_network_weights
-from lib.utils.box_ops import clip_box
+from lib.test.tracker.backends import normalise_crop
+from lib.utils.box_ops import clip_box, map_box_back
 from lib.utils.crop import sample_target
 
 logger = logging.getLogger(__name__)
@@ -90,8 +91,7 @@ class FastSeqTrackTracker:
     # ------------------------------------------------------------------ helpers
     def _preprocess(self, crop: np.ndarray) -> Tensor:
         """(H, W, 3) uint8 RGB -> (1, 3, H, W) float, /255, ImageNet-normalised (as the training processing)."""
-        tensor = torch.from_numpy(np.ascontiguousarray(crop)).to(self.device).permute(2, 0, 1).unsqueeze(0).float()
-        return (tensor / 255.0 - self.mean) / self.std
+        return normalise_crop(crop, self.mean, self.std)
 
     @torch.inference_mode()
     def _template_tokens(self, image: np.ndarray, box: Sequence[float]) -> Tensor:
@@ -128,19 +128,12 @@ class FastSeqTrackTracker:
         decision = self.net.track(None, self._preprocess(crop), tau=params.tau, window=self.window,
                                   template_tokens=self._slot_tokens())
         pred = (decision.box[0] * params.search_size / resize_factor).tolist()  # cx, cy, w, h in image pixels
-        self.state = clip_box(self._map_box_back(pred, resize_factor), height, width, margin=params.clip_margin)
+        self.state = clip_box(map_box_back(self.state, pred, resize_factor, params.search_size), height, width,
+                              margin=params.clip_margin)
         if params.num_templates > 1 and self.frame_id % params.update_interval == 0:
             self.dynamic_template = self._template_tokens(image, self.state)
         return {"target_bbox": list(self.state), "best_score": float(decision.score[0]),
                 "exit": int(decision.exit[0])}
-
-    def _map_box_back(self, pred_cxcywh: list[float], resize_factor: float) -> list[float]:
-        """Crop-centred box -> image box, relative to the centre of the previous state (as the FARTrack trackers)."""
-        cx_prev = self.state[0] + 0.5 * self.state[2]
-        cy_prev = self.state[1] + 0.5 * self.state[3]
-        cx, cy, w, h = pred_cxcywh
-        half_side = 0.5 * self.params.search_size / resize_factor
-        return [cx + (cx_prev - half_side) - 0.5 * w, cy + (cy_prev - half_side) - 0.5 * h, w, h]
 
 
 def build_tracker(cfg: Any, checkpoint: Optional[Union[str, os.PathLike]],
