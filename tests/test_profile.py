@@ -69,8 +69,9 @@ def test_profile_cli_fastseqtrack(tmp_path):
     (row,) = json.loads(out.read_text())["rows"]
     assert row["path"] == "default" and list(row["macs"]) == ["tau 0"] and row["macs"]["tau 0"]["total_macs"] > 0
     # fastseqtrack has no depth option and a single inference path
-    assert profile_model.main(["--script", "fastseqtrack", "--config", "fastseqtrack_quickstart", "--depth", "2",
-                               "--frames_dir", str(REAL)]) == 2
+    for refused in (["--depth", "2"], ["--paths", "faithful", "fast"]):
+        assert profile_model.main(["--script", "fastseqtrack", "--config", "fastseqtrack_quickstart", *refused,
+                                   "--frames_dir", str(REAL)]) == 2
 
 
 def test_profile_cli_onnx_path(tmp_path):

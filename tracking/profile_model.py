@@ -62,8 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, nargs="+", help="layers to run (default: the config's MODEL.DEPTH)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--paths", nargs="+", choices=[*PATHS, ONNX_PATH], default=["faithful", "fast"],
-                        help="inference paths to time; the first is the reference for speed-ups and box changes")
+    parser.add_argument("--paths", nargs="+", choices=[*PATHS, ONNX_PATH],
+                        help="inference paths to time (default: faithful fast); the first is the reference for "
+                             "speed-ups and box changes")
     parser.add_argument("--checkpoint", type=Path, help="weights (default: random, seeded, which times the same)")
     parser.add_argument("--frames_dir", type=Path, default=DEFAULT_FRAMES,
                         help="image folder with groundtruth.txt (first line = initial box)")
@@ -145,10 +146,10 @@ def profile(args: argparse.Namespace) -> dict:
     if args.checkpoint is None:
         logger.warning("no --checkpoint: random weights, the same for every path (latency does not depend on them)")
     fastseqtrack = args.script == "fastseqtrack"
-    if fastseqtrack and (args.depth or args.paths != ["faithful", "fast"]):
+    if fastseqtrack and (args.depth or args.paths):
         raise ValueError("fastseqtrack has one inference path and no --depth (its early exits follow "
                          "MODEL.DECODER.TAU, e.g. --opts MODEL.DECODER.TAU 0.3)")
-    paths = ["default"] if fastseqtrack else args.paths
+    paths = ["default"] if fastseqtrack else (args.paths or ["faithful", "fast"])
     depths = [None] if fastseqtrack else (args.depth or [cfg.MODEL.DEPTH])
     roofline = matmul_roofline(device)
     logger.info("fp32 matrix-product roofline on %s with %d threads: %.1f GFLOP/s", device, threads, roofline / 1e9)
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as error:
         logger.error("%s", error)
         return 2
-    print_table(result, args.paths[0])
+    print_table(result, result["rows"][0]["path"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
