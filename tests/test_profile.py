@@ -24,7 +24,8 @@ def test_latency_statistics():
     calls = []
     timed = time_calls(calls.append, torch.device("cpu"), calls=3, warmup=2)
     assert calls == [0, 1, 2, 3, 4] and len(timed.samples_ms) == 3
-    assert matmul_roofline(torch.device("cpu"), size=64, repeats=2) > 0
+    rates = matmul_roofline(torch.device("cpu"), size=64, repeats=2)
+    assert rates["best"] == max(rate for name, rate in rates.items() if name != "best") > 0
 
 
 @pytest.mark.parametrize("script,config", [("fartrack_sparse", "fartrack_sparse_224_full"),

@@ -169,15 +169,18 @@ def test_runner_writes_official_result_files_and_skips_finished(tmp_path):
 
 
 # ------------------------------------------------------------------ inference paths
+@pytest.mark.parametrize("kernels", [InferenceOptions(), InferenceOptions(attention="sdpa", linear="torch")],
+                         ids=["auto-kernels", "torch-kernels"])
 @pytest.mark.parametrize("family", list(CONFIGS))
-def test_fast_path_gives_the_faithful_boxes(family):
-    """Cached template tokens + SDPA + dropped pruned tokens: the faithful path's boxes on a real sequence."""
+def test_fast_path_gives_the_faithful_boxes(family, kernels):
+    """Cached template tokens + dropped pruned tokens, with the device's fastest kernels (oneDNN on a CPU) or with
+    SDPA and PyTorch's linears: the faithful path's boxes on a real sequence."""
     seq = real_sequence("otb_Crossing", 16)
     torch.manual_seed(0)
     net = load_network(family, CONFIGS[family], depth=8)
     params = TrackerParams.from_config(load_config(family, CONFIGS[family]))
     faithful, _, faithful_scores = track_sequence(FARTrackTracker(net, params, InferenceOptions.faithful()), seq)
-    fast, _, fast_scores = track_sequence(FARTrackTracker(net, params, InferenceOptions()), seq)
+    fast, _, fast_scores = track_sequence(FARTrackTracker(net, params, kernels), seq)
     faithful, fast = np.array(faithful), np.array(fast)
     assert np.unique(faithful[1:].round(), axis=0).shape[0] > 5  # the boxes really depend on the frames
     # dense decodes are argmax tokens (identical); the sparse one mixes in an expectation (float rounding)

@@ -5,7 +5,8 @@
 
 For FastSeqTrack (``--script fastseqtrack``) there is one path; its early exits follow ``MODEL.DECODER.TAU``
 (``--opts MODEL.DECODER.TAU 0.3``). For every FARTrack depth and inference path (``faithful``: the official per-frame work and arithmetic; ``fast``: the
-default path; ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA): the fast path in lower precision; ``onnx``: the
+default path, with the fastest kernels for the device; ``fast-torch``: the same with PyTorch's own kernels,
+SDPA and ``nn.Linear``; ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA): the fast path in lower precision; ``onnx``: the
 network exported to ONNX and run by ONNX Runtime, needs the ``onnx`` extras) it prints the
 median and p90 latency and FPS of the network alone and of the whole tracker step on real frames, the speed-up
 over the faithful path measured in the same run, and how far each path's boxes move from the faithful ones
@@ -37,7 +38,7 @@ from lib.models.fartrack.sparsify import num_pruned  # noqa: E402
 from lib.test.evaluation.running import TrackerSpec, build_tracker, read_rgb  # noqa: E402
 from lib.test.profiling import (count_call_macs, environment, matmul_roofline, network_call,  # noqa: E402
                                 time_end_to_end, time_model_only)
-from lib.test.tracker.backends import InferenceOptions  # noqa: E402
+from lib.test.tracker.backends import InferenceOptions, TorchBackend  # noqa: E402
 from lib.test.tracker.fartrack import FARTrackTracker  # noqa: E402
 from lib.utils.box_ops import box_xywh_to_xyxy  # noqa: E402
 
@@ -47,6 +48,7 @@ DEFAULT_FRAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real
 PATHS = {
     "faithful": InferenceOptions.faithful(),
     "fast": InferenceOptions(),
+    "fast-torch": InferenceOptions(attention="sdpa", linear="torch"),
     "bf16": InferenceOptions(precision="bf16"),
     "fp16": InferenceOptions(precision="fp16"),
     "int8": InferenceOptions(precision="int8"),
@@ -110,6 +112,12 @@ def onnx_tracker(torch_tracker: FARTrackTracker, threads: int, folder: Path) -> 
     return FARTrackTracker(backend, backend.tracker_params)
 
 
+def run_options(tracker: Any) -> dict:
+    """The inference options a tracker really runs with (``auto`` kernels resolved); empty for other backends."""
+    backend = getattr(tracker, "backend", None)
+    return dict(backend.kernels.__dict__) if isinstance(backend, TorchBackend) else {}
+
+
 def network_counts(tracker: Any, image: np.ndarray, init_box: list[float]) -> dict:
     """Depth, parameters (the paper's way and the whole state_dict) and MACs of an fp32 tracker's network."""
     if isinstance(tracker, FARTrackTracker):
@@ -151,10 +159,14 @@ def profile(args: argparse.Namespace) -> dict:
                          "MODEL.DECODER.TAU, e.g. --opts MODEL.DECODER.TAU 0.3)")
     paths = ["default"] if fastseqtrack else (args.paths or ["faithful", "fast"])
     depths = [None] if fastseqtrack else (args.depth or [cfg.MODEL.DEPTH])
-    roofline = matmul_roofline(device)
-    logger.info("fp32 matrix-product roofline on %s with %d threads: %.1f GFLOP/s", device, threads, roofline / 1e9)
+    rooflines = matmul_roofline(device)
+    roofline = rooflines["best"]
+    logger.info("fp32 matrix-product roofline on %s with %d threads: %s GFLOP/s", device, threads,
+                ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in rooflines.items()))
     result = {"script": args.script, "config": args.config, "environment": environment(device, threads),
-              "roofline_gflops": roofline / 1e9, "frames": str(args.frames_dir), "rows": []}
+              "roofline_gflops": roofline / 1e9,
+              "roofline_gflops_by_kernel": {name: rate / 1e9 for name, rate in rooflines.items() if name != "best"},
+              "frames": str(args.frames_dir), "rows": []}
     scratch = tempfile.TemporaryDirectory(prefix="fartrack_profile_")
     for depth in depths:
         reference_boxes = None
@@ -175,7 +187,7 @@ def profile(args: argparse.Namespace) -> dict:
             reference_boxes = boxes if reference_boxes is None else reference_boxes
             achieved = 2.0 * step_macs / (model.median_ms / 1000.0)
             result["rows"].append({
-                "depth": counts["depth"], "path": name, "options": PATHS[name].__dict__ if name in PATHS else {},
+                "depth": counts["depth"], "path": name, "options": run_options(tracker),
                 "paper_params": counts["paper_params"], "state_dict_params": counts["state_dict_params"],
                 "macs": counts["macs"], "model_only": model.as_dict(), "end_to_end": end_to_end.as_dict(),
                 "achieved_gflops": achieved / 1e9, "roofline_fraction": achieved / roofline,
@@ -194,7 +206,8 @@ def print_table(result: dict, reference_path: str) -> None:
     env = result["environment"]
     print(f"{result['script']} / {result['config']} on {env['cpu'] if env['device'] == 'cpu' else env.get('gpu')} "
           f"({env['device']}, {env['torch_threads']} threads, torch {env['torch']}); fp32 matmul roofline "
-          f"{result['roofline_gflops']:.1f} GFLOP/s")
+          f"{result['roofline_gflops']:.1f} GFLOP/s (" + ", ".join(
+              f"{name} {rate:.1f}" for name, rate in result["roofline_gflops_by_kernel"].items()) + ")")
     print("| layers | path | params (paper) | GMACs (steady state) | model ms (p90) | model FPS | end-to-end ms (p90) "
           f"| end-to-end FPS | x {reference_path} (model / e2e) | GFLOP/s (% roofline) | boxes vs {reference_path} (max px, IoU) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

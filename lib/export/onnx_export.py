@@ -31,6 +31,7 @@ Choices, and why:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -38,7 +39,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -47,6 +48,7 @@ from torch import Tensor, nn
 from lib.export.onnx_runtime import INSTALL_HINT, OnnxBackend, OnnxModelInfo
 from lib.models.fartrack.network import FARTrackNetwork
 from lib.models.fartrack.sparsify import inference_keep_mask, token_keep_vector, training_keep_mask
+from lib.models.onednn import use_torch_linears
 from lib.test.tracker.fartrack import TrackerParams
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,21 @@ class FrameGraph(nn.Module):
         return logits, inference_keep_mask(newest_scores, net.test_prune_ratio)
 
 
+@contextlib.contextmanager
+def _quiet_exporter_logs() -> Iterator[None]:
+    """Raise the exporter's optimiser loggers to WARNING: under an INFO root logger they print hundreds of lines
+    per export (every constant they fold or deduplicate)."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir")]
+    levels = [logger_.level for logger_ in loggers]
+    for logger_ in loggers:
+        logger_.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger_, level in zip(loggers, levels):
+            logger_.setLevel(level)
+
+
 @dataclass(frozen=True)
 class ExportReport:
     """What :func:`export_onnx` wrote and how well it matched PyTorch."""
@@ -113,8 +130,9 @@ class ExportReport:
 
 
 def export_ready_copy(net: FARTrackNetwork, attention: str = EXPORT_ATTENTION) -> FARTrackNetwork:
-    """A float32 CPU eval copy of ``net`` with the masked sparse path and the word-embedding renorm baked in."""
-    ready = copy.deepcopy(net).cpu().float().eval()
+    """A float32 CPU eval copy of ``net`` with the masked sparse path and the word-embedding renorm baked in (and
+    plain ``nn.Linear`` layers where a fast-path network runs oneDNN ones)."""
+    ready = use_torch_linears(copy.deepcopy(net)).cpu().float().eval()
     ready.attention = attention
     ready.drop_pruned_tokens = False
     embedding = ready.backbone.word_embeddings
@@ -186,7 +204,7 @@ def export_onnx(
     inputs = example_inputs(ready)
     input_names = list(info.input_shapes())
     output_names = list(info.output_shapes())
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_exporter_logs():
         # The exporter warns about internals (deprecated torch.export options, onnxscript notes) we cannot act on.
         warnings.simplefilter("ignore")
         program = torch.onnx.export(FrameGraph(ready).eval(), inputs, None, input_names=input_names,

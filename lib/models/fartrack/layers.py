@@ -10,7 +10,8 @@ One block class serves every family. What differs per family is passed in:
 Attention can run two ways with the same parameters:
 
 * ``explicit``: softmax(q k^T / sqrt(d)) v written out, the official arithmetic (default: faithful outputs);
-* ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` (fast path).
+* ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` (fast path);
+* ``onednn``: two oneDNN products per head (``lib.models.onednn``; CPU fast path).
 
 Both can also return the attention row of one query token (the sparse family's pruning score), which is
 all the official code uses of the full attention maps it accumulates.
@@ -26,7 +27,9 @@ from timm.layers import Mlp
 from timm.models.vision_transformer import Attention, Block
 from torch import Tensor, nn
 
-ATTENTION_IMPLS = ("explicit", "sdpa")
+from lib.models.onednn import onednn_attention
+
+ATTENTION_IMPLS = ("explicit", "sdpa", "onednn")
 
 
 class MaskedLayerNorm(nn.Module):
@@ -61,7 +64,7 @@ class FARTrackAttention(Attention):
         Args:
             key_keep: optional (B, N) bool, False = this token is never attended to (logit set to -inf).
             score_query: index of a query token whose post-softmax attention row (B, heads, N) is returned.
-            impl: ``explicit`` (official arithmetic) or ``sdpa``.
+            impl: ``explicit`` (official arithmetic), ``sdpa`` or ``onednn``.
         Returns:
             the attention output (B, N, C) and the requested attention row (or None).
         """
@@ -69,6 +72,11 @@ class FARTrackAttention(Attention):
         qkv = self.qkv(x).reshape(batch, num_tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         score_row = None
+        if impl == "onednn":
+            if self.training and self.attn_drop.p > 0:
+                raise ValueError("onednn attention is an inference path: it has no attention dropout")
+            out, score_row = onednn_attention(q, k, v, self.scale, key_keep=key_keep, score_query=score_query)
+            return self.proj_drop(self.proj(out)), score_row
         if impl == "explicit":
             # scale is 1/8 for head_dim 64, a power of two: scaling q first is bit-identical to scaling q k^T.
             attn = (q * self.scale) @ k.transpose(-2, -1)

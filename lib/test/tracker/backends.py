@@ -13,19 +13,24 @@ owns the network. Two calls make the contract:
 Paths of :class:`TorchBackend` (``InferenceOptions``):
 
 * ``faithful`` (``InferenceOptions.faithful()``): the official per-frame work and arithmetic: explicit attention,
-  every template normalised and patch-embedded every frame, pruned template tokens masked as attention keys;
-* ``fast`` (default): ``scaled_dot_product_attention``, the template patch embedding computed once per stored
-  template, pruned template tokens physically dropped (the network's eval-mode default). Same boxes as the
-  faithful path (tested), up to float rounding in the sparse tracker's expectation term;
+  PyTorch's linear layers, every template normalised and patch-embedded every frame, pruned template tokens
+  masked as attention keys;
+* ``fast`` (default): the template patch embedding computed once per stored template, pruned template tokens
+  physically dropped (the network's eval-mode default), and the fastest kernels for the device (``auto``): on a
+  CPU with oneDNN, the linear layers and attention products run through oneDNN (``lib.models.onednn``; about 2x
+  PyTorch's MKL float32 matmuls on AMD CPUs), elsewhere ``scaled_dot_product_attention`` and PyTorch's linears.
+  Same boxes as the faithful path (tested), up to float rounding;
 * ``precision``: ``fp32`` (default), ``bf16`` (weights and activations in bfloat16; CPU or GPU), ``fp16`` (GPU
   only) or ``int8`` (dynamic int8 quantisation of every Linear layer, CPU only). These change the boxes slightly;
   ``tracking/profile_model.py`` measures by how much.
+
+``InferenceOptions.resolved(device)`` says which kernels ``auto`` picked.
 """
 from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
@@ -33,9 +38,13 @@ import torch
 from torch import Tensor, nn
 
 from lib.models.fartrack.backbone import BackboneSpec
+from lib.models.fartrack.layers import ATTENTION_IMPLS
 from lib.models.fartrack.network import FARTrackNetwork
+from lib.models.onednn import onednn_available, use_onednn_linears
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+LINEAR_KERNELS = ("torch", "onednn")
+AUTO = "auto"
 
 
 class NetworkBackend(Protocol):
@@ -59,9 +68,13 @@ def normalise_crop(crop: np.ndarray, mean: Tensor, std: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class InferenceOptions:
-    """How :class:`TorchBackend` runs the network (see the module docstring)."""
+    """How :class:`TorchBackend` runs the network (see the module docstring).
 
-    attention: str = "sdpa"
+    ``attention`` is one of ``ATTENTION_IMPLS`` or ``auto``; ``linear`` one of ``LINEAR_KERNELS`` or ``auto``.
+    """
+
+    attention: str = AUTO
+    linear: str = AUTO
     cache_template_tokens: bool = True
     drop_pruned_tokens: bool = True
     precision: str = "fp32"
@@ -69,28 +82,56 @@ class InferenceOptions:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
+        if self.attention not in (*ATTENTION_IMPLS, AUTO):
+            raise ValueError(f"unknown attention {self.attention!r}; choose one of {(*ATTENTION_IMPLS, AUTO)}")
+        if self.linear not in (*LINEAR_KERNELS, AUTO):
+            raise ValueError(f"unknown linear kernel {self.linear!r}; choose one of {(*LINEAR_KERNELS, AUTO)}")
+        if self.linear == "onednn" and self.precision == "int8":
+            raise ValueError("int8 runs its own quantised linear layers; use linear='auto' or 'torch'")
 
     @classmethod
     def faithful(cls) -> "InferenceOptions":
         """The official per-frame work and arithmetic."""
-        return cls(attention="explicit", cache_template_tokens=False, drop_pruned_tokens=False, precision="fp32")
+        return cls(attention="explicit", linear="torch", cache_template_tokens=False, drop_pruned_tokens=False,
+                   precision="fp32")
+
+    def resolved(self, device: torch.device) -> "InferenceOptions":
+        """These options with ``auto`` replaced by the fastest kernels measured for ``device`` and the precision.
+
+        CPU with oneDNN: oneDNN linears (int8: its quantised ones) and oneDNN attention, except in bf16, where the
+        explicit products (bf16 matmuls already run through oneDNN) beat both SDPA and per-head oneDNN calls.
+        Elsewhere: ``scaled_dot_product_attention`` and PyTorch's linears.
+        """
+        onednn = torch.device(device).type == "cpu" and onednn_available()
+        if self.linear == "onednn" and not onednn:
+            raise ValueError("oneDNN linear kernels need a CPU device and a PyTorch build with oneDNN")
+        if self.attention == "onednn" and not onednn:
+            raise ValueError("oneDNN attention needs a CPU device and a PyTorch build with oneDNN")
+        if onednn:
+            attention = "explicit" if self.precision == "bf16" else "onednn"
+            linear = "torch" if self.precision == "int8" else "onednn"
+        else:
+            attention, linear = "sdpa", "torch"
+        return replace(self, attention=attention if self.attention == AUTO else self.attention,
+                       linear=linear if self.linear == AUTO else self.linear)
 
     @property
     def name(self) -> str:
         if self == InferenceOptions.faithful():
             return "faithful"
-        if (self.attention, self.cache_template_tokens, self.drop_pruned_tokens) == ("sdpa", True, True):
-            base = "fast"
-        else:
-            base = "+".join([self.attention, *(["cache"] if self.cache_template_tokens else []),
-                             *(["drop"] if self.drop_pruned_tokens else [])])
+        parts = [*([] if self.attention == AUTO else [self.attention]),
+                 *([] if self.linear == AUTO else [f"{self.linear}-linear"]),
+                 *([] if self.cache_template_tokens else ["no-cache"]),
+                 *([] if self.drop_pruned_tokens else ["no-drop"])]
+        base = "+".join(["fast", *parts])
         return base if self.precision == "fp32" else f"{base}-{self.precision}"
 
 
 def _precision_network(net: FARTrackNetwork, precision: str, device: torch.device) -> FARTrackNetwork:
-    """A copy of ``net`` converted to ``precision``; fp32 shares the parameters (only the run attributes differ)."""
+    """A copy of ``net`` converted to ``precision``; fp32 shares the parameters (only the modules are copied)."""
     if precision == "fp32":
-        return copy.copy(net)
+        shared = {id(tensor): tensor for tensor in (*net.parameters(), *net.buffers())}
+        return copy.deepcopy(net, memo=shared)
     if precision == "int8":
         if device.type != "cpu":
             raise ValueError("int8 dynamic quantisation runs on the CPU only")
@@ -115,10 +156,14 @@ class TorchBackend:
                  ) -> None:
         self.device = next(net.parameters()).device
         self.options = options
+        #: ``options`` with ``auto`` resolved: the kernels that actually run.
+        self.kernels = options.resolved(self.device)
         self.family = net.family
         self.spec = net.spec
         self.net = _precision_network(net.eval(), options.precision, self.device).eval()
-        self.net.attention = options.attention
+        if self.kernels.linear == "onednn":
+            use_onednn_linears(self.net)
+        self.net.attention = self.kernels.attention
         self.net.drop_pruned_tokens = options.drop_pruned_tokens
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.precision, torch.float32)
         shape = (1, 3, 1, 1)
