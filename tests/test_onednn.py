@@ -9,6 +9,7 @@ from torch import nn
 import lib.test.tracker.backends as backends
 from lib.api import load_network
 from lib.config import OFFICIAL_CONFIGS
+from lib.models.fartrack.complexity import count_macs
 from lib.models.onednn import (OneDNNLinear, onednn_attention, onednn_available, onednn_linear, use_onednn_linears,
                                use_torch_linears)
 from lib.test.tracker.backends import InferenceOptions, TorchBackend
@@ -90,6 +91,7 @@ def test_auto_kernels_on_a_cpu_and_the_callers_network_untouched():
     assert backend.kernels == resolved["fp32"] and isinstance(backend.net.backbone.blocks[0].attn.qkv, OneDNNLinear)
     assert type(net.backbone.blocks[0].attn.qkv) is nn.Linear and isinstance(net.backbone.blocks[0].mlp.act, nn.GELU)
     assert backend.net.backbone.blocks[0].attn.qkv.weight is net.backbone.blocks[0].attn.qkv.weight
+    assert count_macs(backend.net) == count_macs(net)  # the flop counter sees the oneDNN products
 
 
 def test_kernel_options_validate(monkeypatch):
@@ -99,6 +101,11 @@ def test_kernel_options_validate(monkeypatch):
         InferenceOptions(linear="mkl")
     with pytest.raises(ValueError, match="int8"):
         InferenceOptions(linear="onednn", precision="int8")
+    # Other CPU architectures (not measured) keep PyTorch's kernels under auto; oneDNN can still be asked for.
+    monkeypatch.setattr(backends, "onednn_available", lambda: True)
+    monkeypatch.setattr(backends.platform, "machine", lambda: "aarch64")
+    assert (InferenceOptions().resolved(CPU).attention, InferenceOptions().resolved(CPU).linear) == ("sdpa", "torch")
+    assert InferenceOptions(linear="onednn").resolved(CPU).linear == "onednn"
     # Without oneDNN (another build, or a GPU), auto falls back to PyTorch's kernels and explicit oneDNN is refused.
     monkeypatch.setattr(backends, "onednn_available", lambda: False)
     fallback = InferenceOptions().resolved(CPU)

@@ -4,16 +4,17 @@
         --depth 15 10 6 --paths faithful fast bf16 int8 --threads 2 --json output/profile/sparse.json
 
 For FastSeqTrack (``--script fastseqtrack``) there is one path; its early exits follow ``MODEL.DECODER.TAU``
-(``--opts MODEL.DECODER.TAU 0.3``). For every FARTrack depth and inference path (``faithful``: the official per-frame work and arithmetic; ``fast``: the
-default path, with the fastest kernels for the device; ``fast-torch``: the same with PyTorch's own kernels,
-SDPA and ``nn.Linear``; ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA): the fast path in lower precision; ``onnx``: the
-network exported to ONNX and run by ONNX Runtime, needs the ``onnx`` extras) it prints the
-median and p90 latency and FPS of the network alone and of the whole tracker step on real frames, the speed-up
-over the faithful path measured in the same run, and how far each path's boxes move from the faithful ones
-(max corner difference in px and mean IoU over the sequence). MACs come from ``torch.utils.flop_counter``
-(projections + attention products, batch 1) at 100 % and, for the sparse family, at the inference retention;
-the achieved FLOP/s (2 x MACs / model-only median) is compared with a large fp32 matrix product timed in the
-same run. See ``lib/test/profiling.py`` for exactly what is timed.
+(``--opts MODEL.DECODER.TAU 0.3``). FARTrack paths: ``faithful``, the official per-frame work and arithmetic;
+``fast``, the default path, with the fastest kernels for the device; ``fast-torch``, the same with PyTorch's own
+kernels (SDPA and ``nn.Linear``); ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA), the fast path in lower precision;
+``onnx``, the network exported to ONNX and run by ONNX Runtime (needs the ``onnx`` extras). For every depth and
+path it prints the median and p90 latency and FPS of the network alone and of the whole tracker step on real
+frames, the speed-up over the first path measured in the same run, and how far each path's boxes move from the
+first path's (max corner difference in px and mean IoU over the sequence). MACs come from
+``torch.utils.flop_counter`` (projections + attention products, batch 1) at 100 % and, for the sparse family, at
+the inference retention; the achieved FLOP/s (2 x MACs / model-only median) is compared with a large fp32 matrix
+product timed in the same run (the faster of PyTorch's matmul and oneDNN's). See ``lib/test/profiling.py`` for
+exactly what is timed.
 """
 from __future__ import annotations
 
@@ -209,7 +210,8 @@ def print_table(result: dict, reference_path: str) -> None:
           f"{result['roofline_gflops']:.1f} GFLOP/s (" + ", ".join(
               f"{name} {rate:.1f}" for name, rate in result["roofline_gflops_by_kernel"].items()) + ")")
     print("| layers | path | params (paper) | GMACs (steady state) | model ms (p90) | model FPS | end-to-end ms (p90) "
-          f"| end-to-end FPS | x {reference_path} (model / e2e) | GFLOP/s (% roofline) | boxes vs {reference_path} (max px, IoU) |")
+          f"| end-to-end FPS | x {reference_path} (model / e2e) | GFLOP/s (% roofline) "
+          f"| boxes vs {reference_path} (max px, IoU) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in result["rows"]:
         macs = list(r["macs"].values())[-1]["total_macs"] / 1e9

@@ -9,8 +9,8 @@ strided tensors, so nothing is converted to oneDNN's own tensor layout. Outputs 
 rounding (about 1e-6 relative), so boxes match the faithful path as closely as the fast path's do.
 
 :func:`use_onednn_linears` swaps every ``nn.Linear`` of a network for :class:`OneDNNLinear` (fusing the exact GELU
-of timm's ``Mlp`` into the first layer; :func:`use_torch_linears` undoes it); :func:`onednn_attention` computes softmax(q k^T * scale) v with two
-oneDNN products per (sample, head) pair.
+of timm's ``Mlp`` into the first layer; :func:`use_torch_linears` undoes it); :func:`onednn_attention` computes
+softmax(q k^T * scale) v with two oneDNN products per (sample, head) pair.
 """
 from __future__ import annotations
 
@@ -32,6 +32,21 @@ def onednn_available() -> bool:
     except (RuntimeError, AttributeError, NotImplementedError):
         return False
     return bool(torch.equal(out, torch.full((2, 4), 3.0)))
+
+
+def _linear_pointwise_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of one ``mkldnn._linear_pointwise`` (2 per multiply-add; the fused activation is not counted)."""
+    rows = 1
+    for size in x_shape[:-1]:
+        rows *= size
+    return 2 * rows * w_shape[0] * w_shape[1]
+
+
+def flop_formulas() -> dict:
+    """``custom_mapping`` for ``torch.utils.flop_counter.FlopCounterMode`` so it counts the oneDNN products too."""
+    if not onednn_available():
+        return {}
+    return {torch.ops.mkldnn._linear_pointwise: _linear_pointwise_flops}
 
 
 def onednn_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, gelu: bool = False) -> Tensor:

@@ -28,7 +28,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lib.models.fartrack.sparsify import num_pruned
-from lib.models.onednn import onednn_available, onednn_linear
+from lib.models.onednn import flop_formulas, onednn_available, onednn_linear
 from lib.test.tracker.backends import TorchBackend
 from lib.test.tracker.fartrack import FARTrackTracker
 from lib.utils.crop import sample_target
@@ -137,7 +137,7 @@ def time_model_only(tracker: Any, frames: Sequence[np.ndarray], init_box: Sequen
 
 def count_call_macs(call: Callable[[], object]) -> int:
     """Multiply-accumulates of one call, as ``torch.utils.flop_counter`` sees them (matrix products and convs)."""
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=flop_formulas())
     with torch.no_grad(), counter:
         call()
     return counter.get_total_flops() // 2

@@ -15,8 +15,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lib.models.fartrack.network import FARTrackNetwork
+from lib.models.onednn import flop_formulas
 
-_PROJECTION_OPS = {"mm", "addmm", "convolution", "_convolution"}
+_PROJECTION_OPS = {"mm", "addmm", "convolution", "_convolution", "_linear_pointwise"}
 _ATTENTION_OPS = {"bmm", "baddbmm"}
 
 
@@ -70,7 +71,7 @@ def count_macs(net: FARTrackNetwork, kept_per_template: Optional[list[int]] = No
     net.eval()
     net.attention = "explicit"
     net.drop_pruned_tokens = True
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=flop_formulas())
     try:
         with torch.no_grad(), counter:
             net(templates, search, template_keep=keep)

@@ -16,10 +16,11 @@ Paths of :class:`TorchBackend` (``InferenceOptions``):
   PyTorch's linear layers, every template normalised and patch-embedded every frame, pruned template tokens
   masked as attention keys;
 * ``fast`` (default): the template patch embedding computed once per stored template, pruned template tokens
-  physically dropped (the network's eval-mode default), and the fastest kernels for the device (``auto``): on a
-  CPU with oneDNN, the linear layers and attention products run through oneDNN (``lib.models.onednn``; about 2x
-  PyTorch's MKL float32 matmuls on AMD CPUs), elsewhere ``scaled_dot_product_attention`` and PyTorch's linears.
-  Same boxes as the faithful path (tested), up to float rounding;
+  physically dropped (the network's eval-mode default), and the fastest kernels for the device (``auto``): on
+  an x86-64 CPU with oneDNN, the linear layers and attention products run through oneDNN
+  (``lib.models.onednn``; about 2x PyTorch's MKL float32 matmuls on AMD CPUs), elsewhere
+  ``scaled_dot_product_attention`` and PyTorch's linears. Same boxes as the faithful path (tested), up to float
+  rounding;
 * ``precision``: ``fp32`` (default), ``bf16`` (weights and activations in bfloat16; CPU or GPU), ``fp16`` (GPU
   only) or ``int8`` (dynamic int8 quantisation of every Linear layer, CPU only). These change the boxes slightly;
   ``tracking/profile_model.py`` measures by how much.
@@ -29,6 +30,7 @@ Paths of :class:`TorchBackend` (``InferenceOptions``):
 from __future__ import annotations
 
 import copy
+import platform
 import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Optional, Protocol, Sequence
@@ -98,8 +100,9 @@ class InferenceOptions:
     def resolved(self, device: torch.device) -> "InferenceOptions":
         """These options with ``auto`` replaced by the fastest kernels measured for ``device`` and the precision.
 
-        CPU with oneDNN: oneDNN linears (int8: its quantised ones) and oneDNN attention, except in bf16, where the
-        explicit products (bf16 matmuls already run through oneDNN) beat both SDPA and per-head oneDNN calls.
+        x86-64 CPU with oneDNN: oneDNN linears (int8: its quantised ones) and oneDNN attention, except in bf16,
+        where the explicit products (bf16 matmuls already run through oneDNN) beat both SDPA and per-head oneDNN
+        calls.
         Elsewhere: ``scaled_dot_product_attention`` and PyTorch's linears.
         """
         onednn = torch.device(device).type == "cpu" and onednn_available()
@@ -107,7 +110,8 @@ class InferenceOptions:
             raise ValueError("oneDNN linear kernels need a CPU device and a PyTorch build with oneDNN")
         if self.attention == "onednn" and not onednn:
             raise ValueError("oneDNN attention needs a CPU device and a PyTorch build with oneDNN")
-        if onednn:
+        # Measured on x86-64 only; other CPUs keep PyTorch's kernels unless oneDNN is asked for by name.
+        if onednn and platform.machine().lower() in ("x86_64", "amd64"):
             attention = "explicit" if self.precision == "bf16" else "onednn"
             linear = "torch" if self.precision == "int8" else "onednn"
         else:
