@@ -102,6 +102,7 @@ def build_tracker(
     depth: Optional[int] = None,
     precision: str = "fp32",
     faithful: bool = False,
+    cuda_graphs: bool = False,
     opts: Optional[Sequence[object]] = None,
     threads: Optional[int] = None,
 ) -> FARTrackTracker:
@@ -120,6 +121,7 @@ def build_tracker(
         precision: ``fp32`` (default), ``bf16``, ``fp16`` (CUDA only) or ``int8`` (CPU only); see
             :mod:`lib.test.tracker.backends`.
         faithful: run the official per-frame work and attention arithmetic (same boxes, slower); fp32 only.
+        cuda_graphs: replay each frame's network call from a CUDA graph (CUDA device, not with ``faithful``).
         opts: config overrides ``[KEY, VALUE, ...]``.
         threads: if given, sets ``torch.set_num_threads`` (process-wide) before building.
 
@@ -129,7 +131,8 @@ def build_tracker(
 
     Raises:
         ValueError: no script and no checkpoint, an unknown script or precision, ``faithful`` with a precision
-            other than fp32, an unavailable device, or an invalid thread count.
+            other than fp32 or with ``cuda_graphs``, ``cuda_graphs`` without a CUDA device, an unavailable device,
+            or an invalid thread count.
         CheckpointError: the checkpoint cannot be read, its family cannot be inferred, or it does not fit.
         FileNotFoundError / ConfigError: the config cannot be found or is invalid.
     """
@@ -137,6 +140,8 @@ def build_tracker(
         raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}")
     if faithful and precision != "fp32":
         raise ValueError(f"the faithful path runs in fp32; drop precision={precision!r} or faithful=True")
+    if cuda_graphs and faithful:
+        raise ValueError("CUDA graphs replay the fast path; drop faithful=True or cuda_graphs=True")
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
@@ -154,7 +159,8 @@ def build_tracker(
         config = OFFICIAL_CONFIGS[script]
     if checkpoint is None:
         logger.warning("no checkpoint given: the %s tracker keeps its random initialisation", script)
-    options = InferenceOptions.faithful() if faithful else InferenceOptions(precision=precision)
+    options = (InferenceOptions.faithful() if faithful
+               else InferenceOptions(precision=precision, cuda_graphs=cuda_graphs))
     spec = TrackerSpec(script, os.fspath(config), None if checkpoint is None else os.fspath(checkpoint), depth,
                        tuple(opts or ()), options)
     return build_tracker_from_spec(spec, str(resolved_device))

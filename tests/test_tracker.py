@@ -10,11 +10,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lib.api import load_network
+from lib.api import build_tracker, load_network
 from lib.config import OFFICIAL_CONFIGS, load_config
 from lib.test.evaluation.data import Sequence
 from lib.test.evaluation.running import TrackerSpec, read_rgb, result_paths, run_sequences, track_sequence
 from lib.test.tracker.backends import InferenceOptions
+from lib.test.tracker.cuda_graphs import CudaGraphForward
 from lib.test.tracker.fartrack import FARTrackTracker, TrackerParams
 from lib.test.tracker.template_memory import oldest_needed, slot_indices
 from lib.utils.crop import CropError, sample_target
@@ -219,3 +220,49 @@ def test_lower_precision_paths_track_close_to_fp32(precision):
     assert (low.softmax(-1) - full.softmax(-1)).abs().max() < 0.1  # measured: bf16 ~0.01, int8 ~0.05
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
     assert next(net.parameters()).dtype == torch.float32 and net.attention == "explicit"
+
+
+def test_cuda_graph_option_is_validated():
+    assert InferenceOptions(cuda_graphs=True).name == "fast+cuda-graphs"
+    with pytest.raises(ValueError, match="cache_template_tokens"):
+        InferenceOptions(cuda_graphs=True, cache_template_tokens=False)
+    net = load_network("fartrack", CONFIGS["fartrack"], depth=2)
+    with pytest.raises(ValueError, match="CUDA"):
+        FARTrackTracker(net, TrackerParams(), InferenceOptions(cuda_graphs=True))
+    with pytest.raises(ValueError, match="CUDA"):
+        CudaGraphForward(lambda *inputs: {}, torch.device("cpu"))
+    with pytest.raises(ValueError, match="fast path"):
+        build_tracker("fartrack", cuda_graphs=True, faithful=True)
+
+
+def test_baked_command_renorm_gives_the_same_logits():
+    """Static graphs carry the sparse family's renormed command rows as constants (max_norm off): same outputs."""
+    torch.manual_seed(0)
+    net = load_network("fartrack_sparse", CONFIGS["fartrack_sparse"], depth=3).eval()
+    spec = net.spec
+    templates = torch.randn(1, spec.num_templates, 3, spec.template_size, spec.template_size)
+    search = torch.randn(1, 3, spec.search_size, spec.search_size)
+    with torch.no_grad():
+        net(templates, search)  # the first forward renorms the command rows in place
+        expected = net(templates, search)["logits"]
+        net.backbone.bake_command_renorm()
+        assert net.backbone.word_embeddings.max_norm is None
+        torch.testing.assert_close(net(templates, search)["logits"], expected, rtol=0, atol=1e-6)
+    dense = load_network("fartrack", CONFIGS["fartrack"], depth=2)
+    before = dense.backbone.word_embeddings.weight.clone()
+    dense.backbone.bake_command_renorm()
+    assert torch.equal(dense.backbone.word_embeddings.weight, before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("family", list(CONFIGS))
+def test_cuda_graphs_give_the_fast_path_boxes(family):
+    seq = real_sequence("otb_Crossing", 12)
+    torch.manual_seed(0)
+    net = load_network(family, CONFIGS[family], depth=6).cuda()
+    params = TrackerParams.from_config(load_config(family, CONFIGS[family]))
+    fast, _, _ = track_sequence(FARTrackTracker(net, params, InferenceOptions()), seq)
+    graphed = FARTrackTracker(net, params, InferenceOptions(cuda_graphs=True))
+    replayed, _, _ = track_sequence(graphed, seq)
+    assert graphed.backend._forward.captured_shapes == 1  # one static shape per family, replayed every frame
+    assert np.abs(np.array(replayed) - np.array(fast)).max() <= 1e-2

@@ -6,8 +6,9 @@
 For FastSeqTrack (``--script fastseqtrack``) there is one path; its early exits follow ``MODEL.DECODER.TAU``
 (``--opts MODEL.DECODER.TAU 0.3``). FARTrack paths: ``faithful``, the official per-frame work and arithmetic;
 ``fast``, the default path, with the fastest kernels for the device; ``fast-torch``, the same with PyTorch's own
-kernels (SDPA and ``nn.Linear``); ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA), the fast path in lower precision;
-``onnx``, the network exported to ONNX and run by ONNX Runtime (needs the ``onnx`` extras). For every depth and
+kernels (SDPA and ``nn.Linear``); ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA), the fast path in lower
+precision; ``cuda-graphs`` / ``fp16-cuda-graphs`` (CUDA), the fast path replayed from CUDA graphs; ``onnx``, the
+network exported to ONNX and run by ONNX Runtime (needs the ``onnx`` extras). For every depth and
 path it prints the median and p90 latency and FPS of the network alone and of the whole tracker step on real
 frames, the speed-up over the first path measured in the same run, and how far each path's boxes move from the
 first path's (max corner difference in px and mean IoU over the sequence). MACs come from
@@ -53,6 +54,8 @@ PATHS = {
     "bf16": InferenceOptions(precision="bf16"),
     "fp16": InferenceOptions(precision="fp16"),
     "int8": InferenceOptions(precision="int8"),
+    "cuda-graphs": InferenceOptions(cuda_graphs=True),
+    "fp16-cuda-graphs": InferenceOptions(precision="fp16", cuda_graphs=True),
 }
 #: The exported graph run by ONNX Runtime (CPU execution provider); needs the ``onnx`` extras.
 ONNX_PATH = "onnx"

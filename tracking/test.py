@@ -66,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(same boxes, slower)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="bf16 / int8 (CPU) / fp16 (CUDA) change the boxes slightly; default fp32")
+    parser.add_argument("--cuda_graphs", action="store_true",
+                        help="replay each frame's network call from a CUDA graph (CUDA, fast path only)")
     return parser.parse_args(argv)
 
 
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("--device cuda requested but no CUDA device is available")
         return 2
     if args.script == fastseqtrack.SCRIPT:
-        if args.depth is not None or args.faithful or args.precision != "fp32":
+        if args.depth is not None or args.faithful or args.precision != "fp32" or args.cuda_graphs:
             logger.error("fastseqtrack runs in fp32 on its one path and has no --depth (use --opts "
                          "MODEL.DECODER.TAU t to set its early exits)")
             return 2
@@ -115,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.faithful and args.precision != "fp32":
         logger.error("--faithful runs in fp32; drop --precision %s", args.precision)
         return 2
-    options = InferenceOptions.faithful() if args.faithful else InferenceOptions(precision=args.precision)
+    if args.cuda_graphs and (args.faithful or device != "cuda"):
+        logger.error("--cuda_graphs replays the fast path on a CUDA device: drop --faithful and use --device cuda")
+        return 2
+    options = (InferenceOptions.faithful() if args.faithful
+               else InferenceOptions(precision=args.precision, cuda_graphs=args.cuda_graphs))
     spec = TrackerSpec(args.script, args.config, str(checkpoint), args.depth, tuple(args.opts), options)
     logger.info("%s:%s on %s (%d sequences) -> %s", args.script, label, args.dataset, len(sequences), results_dir)
     summary = run_sequences(spec, sequences, results_dir, threads=args.threads, num_gpus=args.num_gpus,

@@ -135,12 +135,7 @@ def export_ready_copy(net: FARTrackNetwork, attention: str = EXPORT_ATTENTION) -
     ready = use_torch_linears(copy.deepcopy(net)).cpu().float().eval()
     ready.attention = attention
     ready.drop_pruned_tokens = False
-    embedding = ready.backbone.word_embeddings
-    if embedding.max_norm is not None:
-        with torch.no_grad():
-            # The same lookup the forward does: it renormalises the command rows in place (official quirk).
-            embedding(ready.backbone.command_ids)
-        embedding.max_norm = None
+    ready.backbone.bake_command_renorm()
     return ready
 
 

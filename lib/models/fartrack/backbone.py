@@ -167,6 +167,18 @@ class FARTrackViT(nn.Module):
         self.pos_embed_z0.copy_(resized(self.spec.template_grid))
         self.pos_embed_x.copy_(resized(self.spec.search_grid))
 
+    @torch.no_grad()
+    def bake_command_renorm(self) -> None:
+        """Apply the sparse family's in-place ``max_norm`` renorm of the command rows once, then switch it off.
+
+        Each lookup renormalises the looked-up rows in place (official quirk); after one lookup it is idempotent, so
+        static graphs (ONNX export, CUDA graph capture) carry the renormed rows as constants instead. No-op for the
+        dense families. This writes to ``word_embeddings.weight`` exactly as the first forward would.
+        """
+        if self.word_embeddings.max_norm is not None:
+            self.word_embeddings(self.command_ids)
+            self.word_embeddings.max_norm = None
+
     # ------------------------------------------------------------------ pieces of the forward
     @property
     def layers(self) -> list[FARTrackBlock]:

@@ -43,6 +43,7 @@ from lib.models.fartrack.backbone import BackboneSpec
 from lib.models.fartrack.layers import ATTENTION_IMPLS
 from lib.models.fartrack.network import FARTrackNetwork
 from lib.models.onednn import onednn_available, use_onednn_linears
+from lib.test.tracker.cuda_graphs import CudaGraphForward
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 LINEAR_KERNELS = ("torch", "onednn")
@@ -80,6 +81,9 @@ class InferenceOptions:
     cache_template_tokens: bool = True
     drop_pruned_tokens: bool = True
     precision: str = "fp32"
+    #: Replay each frame's network call from a CUDA graph (``cuda_graphs.CudaGraphForward``); CUDA and the template
+    #: cache only. The sparse family then masks pruned tokens instead of dropping them (static shapes).
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -90,6 +94,8 @@ class InferenceOptions:
             raise ValueError(f"unknown linear kernel {self.linear!r}; choose one of {(*LINEAR_KERNELS, AUTO)}")
         if self.linear == "onednn" and self.precision == "int8":
             raise ValueError("int8 runs its own quantised linear layers; use linear='auto' or 'torch'")
+        if self.cuda_graphs and not self.cache_template_tokens:
+            raise ValueError("CUDA graphs replay the fast path: they need cache_template_tokens=True")
 
     @classmethod
     def faithful(cls) -> "InferenceOptions":
@@ -106,6 +112,8 @@ class InferenceOptions:
         Elsewhere: ``scaled_dot_product_attention`` and PyTorch's linears.
         """
         onednn = torch.device(device).type == "cpu" and onednn_available()
+        if self.cuda_graphs and torch.device(device).type != "cuda":
+            raise ValueError("CUDA graphs need a CUDA device")
         if self.linear == "onednn" and not onednn:
             raise ValueError("oneDNN linear kernels need a CPU device and a PyTorch build with oneDNN")
         if self.attention == "onednn" and not onednn:
@@ -126,7 +134,8 @@ class InferenceOptions:
         parts = [*([] if self.attention == AUTO else [self.attention]),
                  *([] if self.linear == AUTO else [f"{self.linear}-linear"]),
                  *([] if self.cache_template_tokens else ["no-cache"]),
-                 *([] if self.drop_pruned_tokens else ["no-drop"])]
+                 *([] if self.drop_pruned_tokens else ["no-drop"]),
+                 *(["cuda-graphs"] if self.cuda_graphs else [])]
         base = "+".join(["fast", *parts])
         return base if self.precision == "fp32" else f"{base}-{self.precision}"
 
@@ -168,7 +177,11 @@ class TorchBackend:
         if self.kernels.linear == "onednn":
             use_onednn_linears(self.net)
         self.net.attention = self.kernels.attention
-        self.net.drop_pruned_tokens = options.drop_pruned_tokens
+        self.net.drop_pruned_tokens = options.drop_pruned_tokens and not options.cuda_graphs
+        self._forward = self._network_call
+        if options.cuda_graphs:
+            self.net.backbone.bake_command_renorm()  # the in-place renorm cannot be captured
+            self._forward = CudaGraphForward(self._network_call, self.device)
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(options.precision, torch.float32)
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(shape)
@@ -190,9 +203,17 @@ class TorchBackend:
             ) -> tuple[Tensor, Optional[Tensor]]:
         stacked = torch.stack(list(templates)).unsqueeze(0)
         search = self.preprocess(search_crop)
+        if template_keep is not None:
+            template_keep = template_keep.to(self.device)
         if self.options.cache_template_tokens:
-            out = self.net(None, search, template_keep=template_keep, template_tokens=stacked)
+            out = self._forward(stacked, search, template_keep)
         else:
             out = self.net(stacked, search, template_keep=template_keep)
         keep = out["template_keep"][0] if "template_keep" in out else None
         return out["logits"].float(), keep
+
+    def _network_call(self, template_tokens: Tensor, search: Tensor, template_keep: Optional[Tensor]
+                      ) -> dict[str, Tensor]:
+        """The fast path's forward, reduced to what :meth:`run` reads."""
+        out = self.net(None, search, template_keep=template_keep, template_tokens=template_tokens)
+        return {name: out[name] for name in ("logits", "template_keep") if name in out}
