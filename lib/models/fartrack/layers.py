@@ -7,13 +7,13 @@ One block class serves every family. What differs per family is passed in:
   ``masknormK.norm.*`` as in the official state_dict) and uses them *instead of* ``norm1`` / ``norm2`` on every
   forward, with a per-token key mask (official spec, section 3.5).
 
-Attention can run two ways with the same parameters:
+Attention can run three ways with the same parameters:
 
 * ``explicit``: softmax(q k^T / sqrt(d)) v written out, the official arithmetic (default: faithful outputs);
 * ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` (fast path);
 * ``onednn``: two oneDNN products per head (``lib.models.onednn``; CPU fast path).
 
-Both can also return the attention row of one query token (the sparse family's pruning score), which is
+Each can also return the attention row of one query token (the sparse family's pruning score), which is
 all the official code uses of the full attention maps it accumulates.
 """
 from __future__ import annotations
