@@ -1,8 +1,10 @@
 """Box conversions and the tracker's clip_box (spec section 7.2, step 6)."""
+import numpy as np
+import pytest
 import torch
 
-from lib.utils.box_ops import (box_cxcywh_to_xyxy, box_xywh_to_xyxy, box_xyxy_to_cxcywh, box_xyxy_to_xywh, clip_box,
-                              map_box_back)
+from lib.utils.box_ops import (box_cxcywh_to_xyxy, box_xywh_to_xyxy, box_xyxy_to_cxcywh, box_xyxy_to_xywh,
+                               checked_init_box, clip_box, map_box_back)
 
 
 def test_conversions_round_trip_with_leading_dims():
@@ -36,3 +38,11 @@ def test_map_box_back_is_relative_to_the_previous_centre():
     # a prediction at the crop centre keeps the previous centre
     x, y, w, h = map_box_back([10, 20, 40, 60], [2, 2, 6, 8], resize_factor=2.0, search_size=8)
     assert (x + w / 2, y + h / 2) == (30.0, 50.0)
+
+
+def test_checked_init_box_accepts_valid_boxes_and_rejects_the_rest():
+    assert checked_init_box((1, 2.5, 3, 4)) == [1.0, 2.5, 3.0, 4.0]
+    assert all(type(v) is float for v in checked_init_box(np.array([1, 2, 3, 4])))
+    for bad in ([1, 2, 3], [1, 2, 0, 4], [1, 2, 3, -1], [float("nan"), 2, 3, 4], [1, 2, float("inf"), 4]):
+        with pytest.raises(ValueError, match="initial box"):
+            checked_init_box(bad)

@@ -5,6 +5,7 @@ width, height) and ``cxcywh`` (centre, width, height).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from torch import Tensor
@@ -29,6 +30,14 @@ def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
 def box_xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
     """(x1, y1, x2, y2) -> ((x1 + x2)/2, (y1 + y2)/2, x2 - x1, y2 - y1)."""
     return box_convert(boxes, "xyxy", "cxcywh")
+
+
+def checked_init_box(box_xywh: Sequence[float]) -> list[float]:
+    """A tracker's initial box (x, y, w, h) as 4 Python floats; ValueError unless finite with positive w and h."""
+    box = [float(v) for v in box_xywh]
+    if len(box) != 4 or not all(math.isfinite(v) for v in box) or box[2] <= 0 or box[3] <= 0:
+        raise ValueError(f"initial box must be [x, y, w, h] with positive finite w and h, got {list(box_xywh)}")
+    return box
 
 
 def clip_box(box_xywh: Sequence[float], H: float, W: float, margin: float = 10) -> list[float]:

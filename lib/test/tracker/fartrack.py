@@ -26,7 +26,7 @@ from torch import Tensor
 from lib.models.fartrack.network import FARTrackNetwork
 from lib.test.tracker.backends import InferenceOptions, NetworkBackend, TorchBackend
 from lib.test.tracker.template_memory import oldest_needed, slot_indices
-from lib.utils.box_ops import clip_box, map_box_back
+from lib.utils.box_ops import checked_init_box, clip_box, map_box_back
 from lib.utils.crop import sample_target
 from lib.utils.tokens import decode_argmax_plain, decode_sparse_tracker, greedy_tokens
 
@@ -114,9 +114,7 @@ class FARTrackTracker:
 
     # ------------------------------------------------------------------ pytracking contract
     def initialize(self, image: np.ndarray, info: dict) -> dict:
-        box = [float(v) for v in info["init_bbox"]]
-        if len(box) != 4 or not all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
-            raise ValueError(f"initial box must be [x, y, w, h] with positive finite w and h, got {info['init_bbox']}")
+        box = checked_init_box(info["init_bbox"])
         self.templates.clear()
         self.template_masks.clear()
         self.num_stored = 0

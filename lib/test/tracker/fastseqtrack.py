@@ -29,7 +29,7 @@ from torch import Tensor
 from lib.models.fastseqtrack.network import FastSeqTrackNetwork, build_network, hanning_window
 from lib.models.fastseqtrack.weights import load_network_weights
 from lib.test.tracker.backends import normalise_crop
-from lib.utils.box_ops import clip_box, map_box_back
+from lib.utils.box_ops import checked_init_box, clip_box, map_box_back
 from lib.utils.crop import sample_target
 
 logger = logging.getLogger(__name__)
@@ -107,9 +107,7 @@ class FastSeqTrackTracker:
 
     # ------------------------------------------------------------------ pytracking contract
     def initialize(self, image: np.ndarray, info: dict) -> dict:
-        box = [float(v) for v in info["init_bbox"]]
-        if len(box) != 4 or not all(np.isfinite(box)) or box[2] <= 0 or box[3] <= 0:
-            raise ValueError(f"initial box must be [x, y, w, h] with positive finite w and h, got {info['init_bbox']}")
+        box = checked_init_box(info["init_bbox"])
         self.initial_template = self._template_tokens(image, box)
         self.dynamic_template = self.initial_template  # the dynamic slot starts as a copy of the initial template
         self.state = box
