@@ -1,17 +1,37 @@
-"""Install the FARTrack re-implementation (package ``lib`` plus the ``tracking`` scripts).
+"""Install the FARTrack re-implementation: package ``lib`` and its configs (``tracking/`` runs from a checkout).
 
 The pinned torch / torchvision / timm triple imports on CPU-only machines and on CUDA machines alike:
 the PyPI torch wheel carries its CUDA runtime and falls back to the CPU when no GPU is present.
 """
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+#: Generated local path files (tracking/create_default_local_file.py, git-ignored): one user's paths, never shipped.
+LOCAL_PATH_FILES = {("lib.test.evaluation", "local"), ("lib.train.admin", "local")}
+
+
+class BuildPy(build_py):
+    """``build_py`` that leaves the generated local path files out of wheels and installs."""
+
+    def find_package_modules(self, package, package_dir):
+        return [module for module in super().find_package_modules(package, package_dir)
+                if module[:2] not in LOCAL_PATH_FILES]
+
 
 setup(
     name="fartrack",
     version="0.1.0",
     description="Faithful, fast re-implementation of FARTrack (ICLR 2026)",
     python_requires=">=3.10",
-    packages=find_packages(include=["lib", "lib.*"]),
-    package_data={"lib.test.evaluation": ["lists/*.json"], "lib.train": ["data_specs/*.txt"]},
+    # Every folder of lib/ with Python code is a regular package (has an __init__.py), so find_packages sees it.
+    # The experiment configs ship as package data of ``lib.experiments``, which is the repository's experiments/
+    # folder (package_dir): installed they live in <site-packages>/lib/experiments/<script>/*.yaml; a checkout or an
+    # editable install keeps reading <repo>/experiments/ (lib.utils.local_paths.find_experiments_dir).
+    packages=[*find_packages(include=["lib", "lib.*"]), "lib.experiments"],
+    package_dir={"lib.experiments": "experiments"},
+    package_data={"lib.test.evaluation": ["lists/*.json"], "lib.train": ["data_specs/*.txt"],
+                  "lib.experiments": ["*/*.yaml"]},
+    cmdclass={"build_py": BuildPy},
     install_requires=[
         "torch==2.14.1",
         "torchvision==0.29.2",
@@ -19,12 +39,10 @@ setup(
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
         "pyyaml>=6.0",
-        "easydict>=1.10",
-        "pandas>=2.0",
         "lmdb>=1.4",
         "tqdm>=4.60",
         "matplotlib>=3.7",
-        "tensorboard>=2.14",
+        "tensorboard>=2.14",  # behind torch.utils.tensorboard.SummaryWriter (lib/train/trainer.py)
     ],
     extras_require={
         # got10k (test oracle) imports six; the ONNX pins let the ONNX parity tests run in CI.

@@ -14,26 +14,20 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 
-from lib.config import OFFICIAL_CONFIGS, SCRIPTS, load_config
-from lib.models.fartrack.network import NET_CLASS_NAMES, FARTrackNetwork, build_network
-from lib.models.fartrack.weights import load_network_weights
+from lib.config.loader import load_config
+from lib.families import FAMILY_NAMES, UnknownFamilyError, family_of_net_type, get_family
 from lib.test.evaluation.running import TrackerSpec
 from lib.test.evaluation.running import build_tracker as build_tracker_from_spec
 from lib.test.tracker.backends import PRECISIONS, InferenceOptions
-from lib.test.tracker.fartrack import FARTrackTracker
 from lib.utils.checkpoint import CheckpointError, load_checkpoint_file
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["load_network", "build_tracker", "checkpoint_family"]
-
-#: Official checkpoint ``net_type`` -> family (script) name.
-FAMILY_OF_NET_TYPE = {net_type: family for family, net_type in NET_CLASS_NAMES.items()}
-
 
 def load_network(
     script: str,
@@ -42,28 +36,31 @@ def load_network(
     device: Union[str, torch.device] = "cpu",
     depth: Optional[int] = None,
     opts: Optional[Sequence[object]] = None,
-) -> FARTrackNetwork:
+) -> torch.nn.Module:
     """Build the network of ``script`` from a config and load a checkpoint; returned in eval mode on ``device``.
 
     Args:
-        script: ``fartrack``, ``fartrack_distill`` or ``fartrack_sparse``.
+        script: a family (:data:`lib.families.FAMILY_NAMES`): ``fartrack``, ``fartrack_distill``,
+            ``fartrack_sparse`` or ``fastseqtrack``.
         config: a config name under ``experiments/<script>/`` or a path to a YAML file.
         checkpoint: an official training checkpoint (``.pth.tar``, read without executing pickled code) or one
             of ours, of any family (stage differences are converted); None keeps the random initialisation.
         device: where the network lives.
-        depth: number of layers to run (Tiny / Nano / Pico = 15 / 10 / 6); default ``MODEL.DEPTH``.
+        depth: FARTrack families: number of layers to run (Tiny / Nano / Pico = 15 / 10 / 6); default
+            ``MODEL.DEPTH``.
         opts: config overrides ``[KEY, VALUE, ...]``.
 
     The forward returns ``logits`` (B, 4, 605); ``fartrack_distill`` adds ``layer_logits`` (depths 5..depth);
     ``fartrack_sparse`` adds ``template_scores`` (B, 5, 49) and ``template_keep`` (B, 49), the keep-mask of the
     newest template at ``MODEL.SPARSE.TEST_PRUNE_RATIO`` (official 0.25: 37 of 49 tokens kept).
     """
+    family = get_family(script)
     cfg = load_config(script, config, opts)
-    net = build_network(cfg, depth=depth)
+    net = family.build_network(cfg, depth=depth)
     if checkpoint is None:
         logger.warning("no checkpoint given: %s keeps its random initialisation", net.net_type)
     else:
-        load_network_weights(net, checkpoint)
+        family.load_weights(net, checkpoint)
     return net.to(device).eval()
 
 
@@ -72,14 +69,14 @@ def checkpoint_family(checkpoint: Union[str, os.PathLike]) -> str:
 
     The file is read with :func:`lib.utils.checkpoint.load_checkpoint_file`, which never executes pickled code.
     Raises :class:`~lib.utils.checkpoint.CheckpointError` when the file cannot be read or its ``net_type`` is not
-    one of the official names (``FARTrack``, ``FARTrackDistill``, ``FARTrackSparse``).
+    the class name of a registered family (``FARTrack``, ``FARTrackDistill``, ``FARTrackSparse``, ``FastSeqTrack``).
     """
     net_type = load_checkpoint_file(checkpoint).get("net_type")
-    if net_type not in FAMILY_OF_NET_TYPE:
-        raise CheckpointError(
-            f"cannot tell the family of {os.fspath(checkpoint)}: its net_type is {net_type!r}, not one of "
-            f"{', '.join(FAMILY_OF_NET_TYPE)}; pass the script ({', '.join(SCRIPTS)}) explicitly")
-    return FAMILY_OF_NET_TYPE[net_type]
+    try:
+        return family_of_net_type(net_type).name
+    except UnknownFamilyError as error:
+        raise CheckpointError(f"cannot tell the family of {os.fspath(checkpoint)}: {error}; pass the script "
+                              f"({', '.join(FAMILY_NAMES)}) explicitly") from None
 
 
 def _checked_device(device: Union[str, torch.device]) -> torch.device:
@@ -105,15 +102,15 @@ def build_tracker(
     cuda_graphs: bool = False,
     opts: Optional[Sequence[object]] = None,
     threads: Optional[int] = None,
-) -> FARTrackTracker:
+) -> Any:
     """Build a ready online tracker in one call: config, network, weights, test parameters and inference path.
 
     Args:
-        script: ``fartrack``, ``fartrack_distill`` or ``fartrack_sparse``. Default: the family the checkpoint was
+        script: a family (:data:`lib.families.FAMILY_NAMES`). Default: the family the checkpoint was
             saved from (its ``net_type``). When both are given and differ, the checkpoint is converted to
             ``script``'s family (as stage chaining does).
         config: a config name under ``experiments/<script>/`` or a YAML path; default the family's official config
-            (:data:`lib.config.OFFICIAL_CONFIGS`).
+            (``official_config`` of its :class:`~lib.families.Family` record; FastSeqTrack has none).
         checkpoint: an official or our own checkpoint (read without executing pickled code); None keeps the random
             initialisation, with a warning (smoke runs only: the boxes are meaningless).
         device: where the network runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
@@ -126,7 +123,8 @@ def build_tracker(
         threads: if given, sets ``torch.set_num_threads`` (process-wide) before building.
 
     Returns:
-        A :class:`~lib.test.tracker.fartrack.FARTrackTracker` with the ``initialize`` / ``track`` contract:
+        The family's tracker (:class:`~lib.test.tracker.fartrack.FARTrackTracker` for the FARTrack families) with
+        the ``initialize`` / ``track`` contract:
         ``track`` returns ``{"target_bbox": [x, y, w, h], "best_score": float}`` (RGB uint8 frames).
 
     Raises:
@@ -151,12 +149,13 @@ def build_tracker(
         if checkpoint is None:
             raise ValueError("build_tracker needs a script, a checkpoint, or both")
         script = checkpoint_family(checkpoint)
-        logger.info("%s holds a %s network: using the %s family", os.fspath(checkpoint), NET_CLASS_NAMES[script],
-                    script)
-    elif script not in SCRIPTS:
-        raise ValueError(f"unknown script {script!r}; choose one of {', '.join(SCRIPTS)}")
+        logger.info("%s holds a %s network: using the %s family", os.fspath(checkpoint),
+                    get_family(script).net_class_name, script)
+    family = get_family(script)
     if config is None:
-        config = OFFICIAL_CONFIGS[script]
+        if family.official_config is None:
+            raise ValueError(f"{script} has no official config: pass config=")
+        config = family.official_config
     if checkpoint is None:
         logger.warning("no checkpoint given: the %s tracker keeps its random initialisation", script)
     options = (InferenceOptions.faithful() if faithful

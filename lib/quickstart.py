@@ -31,12 +31,13 @@ from typing import Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from lib.config import load_config
-from lib.models import net_class_name
+from lib.config.loader import load_config
+from lib.families import get_family
 from lib.synthetic import write_synthetic_data
 from lib.test.evaluation.datasets import get_dataset
 from lib.test.evaluation.environment import env_settings
 from lib.test.evaluation.running import write_results
+from lib.utils import run_layout
 from lib.utils.local_paths import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -82,9 +83,7 @@ class EvalTracker:
 
     @property
     def results_label(self) -> str:
-        if self.tau is not None:
-            return f"{self.config}_tau{self.tau:g}"  # tracking/test.py's label for a tau override
-        return self.config if self.depth is None else f"{self.config}_depth{self.depth}"
+        return run_layout.results_label(self.config, [("depth", self.depth), ("tau", self.tau)])
 
     def test_command(self, output_dir: Path) -> list[str]:
         """The ``tracking/test.py`` command that writes this tracker's results."""
@@ -148,8 +147,8 @@ def _run(command: Sequence[str], env: dict[str, str], phase: str) -> None:
 
 
 def _checkpoint(output_dir: Path, stage: Stage, epoch: int) -> Path:
-    return (output_dir / "checkpoints" / "train" / stage.script / stage.config
-            / f"{net_class_name(stage.script)}_ep{epoch:04d}.pth.tar")
+    return run_layout.checkpoint_path(output_dir, stage.script, stage.config, get_family(stage.script).net_class_name,
+                                      epoch)
 
 
 def train_stage(stage: Stage, output_dir: Path, env: dict[str, str]) -> Path:
@@ -161,7 +160,7 @@ def train_stage(stage: Stage, output_dir: Path, env: dict[str, str]) -> Path:
         return final
     command = ["tracking/train.py", "--script", stage.script, "--config", stage.config, "--save_dir",
                str(output_dir), "--mode", "single"]
-    if final.parent.is_dir() and any(final.parent.glob("*.pth.tar")):
+    if run_layout.list_checkpoints(final.parent, get_family(stage.script).net_class_name):
         command.append("--resume")
     _run(command, env, stage.label)
     return final
@@ -172,7 +171,7 @@ def write_baseline(env: dict[str, str]) -> None:
     settings = env_settings(env)
     sequences = get_dataset(EVAL_DATASET, settings)
     script, label = BASELINE.split(":")
-    results_dir = Path(settings.results_path) / script / label
+    results_dir = run_layout.tracker_results_dir(settings.results_path, script, label)
     for seq in sequences:
         initial = np.asarray(seq.init_bbox(), dtype=float)
         write_results(results_dir, seq, np.tile(initial, (len(seq.frames), 1)), np.zeros(len(seq.frames)))
@@ -189,13 +188,13 @@ def tracker_fps(results_dir: Path) -> float:
 def summarise(report: dict, output_dir: Path, trackers: Sequence[EvalTracker] = TRACKERS) -> dict:
     """One entry per tracker (AUC, AO, SR50 in percent and fps; early-exit trackers add ``exits``: frames per
     exit) plus the baseline."""
-    results_root = output_dir / "test" / "tracking_results"
+    results_root = output_dir / run_layout.RESULTS_SUBDIR
     scores = report["trackers"]
     entries = []
     for tracker in trackers:
         overall = scores[tracker.spec]["overall"]
         entry = {"name": tracker.name, "tracker": tracker.spec, "AUC": overall["AUC"], "AO": overall["AO"],
-                 "SR50": overall["SR50"], "fps": tracker_fps(results_root / tracker.script / tracker.results_label)}
+                 "SR50": overall["SR50"], "fps": tracker_fps(run_layout.tracker_results_dir(results_root, tracker.script, tracker.results_label))}
         if "exits" in scores[tracker.spec]:
             entry["exits"] = scores[tracker.spec]["exits"]
         entries.append(entry)

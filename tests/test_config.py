@@ -11,8 +11,8 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from lib.config import (EXPERIMENTS_DIR, Config, ConfigError, default_config, load_config,
-                        resolve_config_path)
+from lib.config.loader import (EXPERIMENTS_DIR, Config, ConfigError, default_config, load_config,
+                               resolve_config_path)
 
 ALL_YAMLS = sorted(EXPERIMENTS_DIR.glob("*/*.yaml"))
 DISTILL_CKPT = "checkpoints/train/fartrack/fartrack_tiny_224_full/FARTrack_ep0500.pth.tar"

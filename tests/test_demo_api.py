@@ -22,8 +22,9 @@ matplotlib.use("Agg")  # the got10k report draws a success plot; never try to op
 from got10k.experiments import ExperimentGOT10k  # noqa: E402
 
 from lib.api import build_tracker, checkpoint_family  # noqa: E402
-from lib.config import OFFICIAL_CONFIGS, load_config  # noqa: E402
-from lib.models.fartrack.network import NET_CLASS_NAMES, build_network  # noqa: E402
+from lib.config.loader import load_config  # noqa: E402
+from lib.families import OFFICIAL_CONFIGS
+from lib.families import build_network, get_family  # noqa: E402
 from lib.test.demo import display_available, natural_key  # noqa: E402
 from lib.test.tracker.backends import InferenceOptions  # noqa: E402
 from lib.test.tracker.got10k_adapter import GOT10kTracker, to_rgb_array  # noqa: E402
@@ -161,7 +162,7 @@ def test_build_tracker_from_config_maps_options():
 def test_build_tracker_infers_the_family_from_a_checkpoint(tmp_path, family):
     torch.manual_seed(1)
     net = build_network(load_config(family, OFFICIAL_CONFIGS[family]))
-    path = save_checkpoint(tmp_path / f"{NET_CLASS_NAMES[family]}_ep0001.pth.tar", net=net, epoch=1,
+    path = save_checkpoint(tmp_path / f"{get_family(family).net_class_name}_ep0001.pth.tar", net=net, epoch=1,
                            net_type=net.net_type, actor_type=net.net_type + "Actor")
     assert checkpoint_family(path) == family
     tracker = build_tracker(checkpoint=path, depth=DEPTH)

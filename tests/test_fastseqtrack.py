@@ -13,8 +13,9 @@ import torch
 from timm.models.vision_transformer import VisionTransformer
 
 from benchmark_fixtures import write_got10k
-from lib.config import ConfigError, load_config
-from lib.models.fastseqtrack import NET_CLASS_NAME, ExitDecision, build_network, hanning_window
+from lib.config.loader import ConfigError, load_config
+from lib.families import build_network, get_family
+from lib.models.fastseqtrack import ExitDecision, hanning_window
 from lib.models.fastseqtrack.layers import EmbeddingToWord
 from lib.models.fastseqtrack.weights import load_network_weights, load_pretrained_encoder
 from lib.test.analysis.exits import exit_counts, read_exit_file
@@ -33,6 +34,7 @@ from train_fixtures import write_got10k_train
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "real-sequences"
 SCRIPT = "fastseqtrack"
+NET_CLASS_NAME = get_family(SCRIPT).net_class_name
 CONFIGS = ("fastseqtrack_b256", "fastseqtrack_tiny_224", "fastseqtrack_quickstart")
 FRAMES = 24  # the causal sampler needs at least 20 frames
 

@@ -6,8 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.config import OFFICIAL_CONFIGS, load_config
-from lib.models.fartrack.network import FAMILIES, build_network
+from lib.config.loader import load_config
+
+from lib.families import OFFICIAL_CONFIGS
+
+FAMILIES = tuple(OFFICIAL_CONFIGS)  # the FARTrack families
+from lib.families import build_network
 from lib.models.fartrack.sparsify import training_keep_mask
 from spec_reference import count_block_params, reference_forward
 
@@ -208,7 +212,7 @@ def test_wrong_input_shapes_are_clear_errors():
         net(templates[:, :4], search)
     with pytest.raises(ValueError, match="search must be"):
         net(templates, search[..., :200])
-    with pytest.raises(ValueError, match="only supported by fartrack_sparse"):
+    with pytest.raises(ValueError, match="template_keep needs a network with template_scores"):
         net(templates, search, template_keep=torch.ones(1, 5, 49, dtype=torch.bool))
     with pytest.raises(ValueError, match="depth"):
         net.depth = 16

@@ -8,7 +8,7 @@ from torch import nn
 
 import lib.test.tracker.backends as backends
 from lib.api import load_network
-from lib.config import OFFICIAL_CONFIGS
+from lib.families import OFFICIAL_CONFIGS
 from lib.models.fartrack.complexity import count_macs
 from lib.models.onednn import (OneDNNLinear, onednn_attention, onednn_available, onednn_linear, use_onednn_linears,
                                use_torch_linears)

@@ -17,7 +17,8 @@ pytest.importorskip("onnxruntime", reason="ONNX extras not installed (pip instal
 import onnx  # noqa: E402
 
 from lib.api import load_network  # noqa: E402
-from lib.config import OFFICIAL_CONFIGS, load_config  # noqa: E402
+from lib.config.loader import load_config  # noqa: E402
+from lib.families import OFFICIAL_CONFIGS
 from lib.export import OPSET, OnnxBackend, OnnxModelError, OnnxModelInfo, export_onnx  # noqa: E402
 from lib.export.onnx_runtime import METADATA_PREFIX  # noqa: E402
 from lib.models.fartrack.sparsify import training_keep_mask  # noqa: E402

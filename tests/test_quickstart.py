@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib.config import load_config
-from lib.models.fartrack.network import NET_CLASS_NAMES
+from lib.config.loader import load_config
+from lib.families import get_family
 from lib.quickstart import (BASELINE, COMPARISON_TRACKERS, EVAL_DATASET, STAGES, TRACKERS, _env, format_table,
                             summarise, tracker_fps, write_baseline)
 from lib.synthetic import write_synthetic_data
@@ -26,7 +26,7 @@ def test_quickstart_configs_chain_and_keep_the_architecture() -> None:
         assert cfg.TEST.EPOCH == cfg.TRAIN.EPOCH  # the trackers test the last checkpoint
         if previous is not None:  # PRETRAIN_PTH names the previous stage's last checkpoint
             last = load_config(previous.script, previous.config).TRAIN.EPOCH
-            name = f"{NET_CLASS_NAMES[previous.script]}_ep{last:04d}.pth.tar"
+            name = f"{get_family(previous.script).net_class_name}_ep{last:04d}.pth.tar"
             assert cfg.MODEL.PRETRAIN_PTH == f"checkpoints/train/{previous.script}/{previous.config}/{name}"
         previous = stage
     keepall = load_config("fartrack_sparse", "fartrack_sparse_quickstart_keepall")

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lib.api import build_tracker, load_network
-from lib.config import OFFICIAL_CONFIGS, load_config
+from lib.config.loader import load_config
+from lib.families import OFFICIAL_CONFIGS
 from lib.test.evaluation.data import Sequence
 from lib.test.evaluation.running import TrackerSpec, read_rgb, result_paths, run_sequences, track_sequence
 from lib.test.tracker.backends import InferenceOptions

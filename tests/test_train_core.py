@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from lib.config import load_config
-from lib.models.fartrack.network import build_network
+from lib.config.loader import load_config
+from lib.families import build_network, get_family
 from lib.train.actors import FrameActor, SequenceActor, gt_in_crop
 from lib.train.distributed import DistContext
 from lib.train.optim import build_optimizer, build_scheduler, parameter_groups
@@ -20,11 +20,10 @@ from lib.train.trainer import (
     Trainer,
     TrainerSettings,
     capture_rng_state,
-    checkpoint_name,
-    list_checkpoints,
     official_save_schedule,
     restore_rng_state,
 )
+from lib.utils.run_layout import checkpoint_name, list_checkpoints
 from lib.utils.checkpoint import load_checkpoint_file, save_checkpoint
 
 SMALL = ["MODEL.DEPTH", 2]
@@ -151,7 +150,8 @@ def _sequence(rng: np.random.Generator, frames: int, size=(120, 160)) -> dict:
 def test_sequence_actor_explores_and_returns_one_loss_per_sequence() -> None:
     cfg = _cfg("fartrack_sparse", *SMALL)
     net = build_network(cfg).train()
-    actor = SequenceActor(net, cfg, torch.device("cpu"))
+    actor = get_family("fartrack_sparse").build_actor(net, cfg, torch.device("cpu"))
+    assert isinstance(actor, SequenceActor)
     rng = np.random.default_rng(0)
     batch = [_sequence(rng, 4), _sequence(rng, 4)]
     explored = actor.explore(batch)
@@ -175,7 +175,8 @@ def test_sequence_actor_explores_and_returns_one_loss_per_sequence() -> None:
 def test_frame_actor_loss(script: str) -> None:
     cfg = _cfg(script, "MODEL.DEPTH", 6)
     net = build_network(cfg)
-    actor = FrameActor(net, cfg, torch.device("cpu"))
+    actor = get_family(script).build_actor(net, cfg, torch.device("cpu"))
+    assert isinstance(actor, FrameActor)
     batch = {"template_images": torch.randn(2, 5, 3, 112, 112), "search_images": torch.randn(2, 1, 3, 224, 224),
              "search_anno": torch.tensor([[[0.375, 0.375, 0.25, 0.25]], [[0.3, 0.4, 0.2, 0.3]]])}
     (part,) = actor.loss_parts(batch)
@@ -239,7 +240,7 @@ def test_sincos_initialisations() -> None:
 
 
 def test_unknown_init_or_order_is_a_config_error() -> None:
-    from lib.config import ConfigError
+    from lib.config.loader import ConfigError
 
     with pytest.raises(ConfigError, match="COORD_EMBED_INIT must be one of kaiming, sincos"):
         _cfg("fartrack", "MODEL.COORD_EMBED_INIT", "xavier")

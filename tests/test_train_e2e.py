@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from lib.api import load_network
-from lib.config import load_config
-from lib.models.fartrack.network import build_network
+from lib.config.loader import load_config
+from lib.families import build_network
 from lib.models.fartrack.weights import load_network_weights
 from lib.train import trainer as trainer_module
 from lib.train.admin.environment import LOCAL_FILE_ENV

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from lib.api import load_network
-from lib.config import load_config
+from lib.config.loader import load_config
 from lib.models.fartrack.network import NET_CLASS_NAMES, build_network
 from lib.models.fartrack.weights import load_mae_weights
 from lib.utils.checkpoint import CheckpointError, save_checkpoint
 from test_checkpoint import OFFICIAL_MODULES, save_as_official
-from lib.config import OFFICIAL_CONFIGS
+from lib.families import OFFICIAL_CONFIGS
 from test_model import make_inputs, make_net
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.config import OFFICIAL_CONFIGS, SCRIPTS, load_config  # noqa: E402
+from lib.config.loader import load_config  # noqa: E402
+
+from lib.families import OFFICIAL_CONFIGS, FAMILY_NAMES
 from lib.models.fartrack.network import NET_CLASS_NAMES, build_network  # noqa: E402
 from lib.models.fartrack.weights import load_network_weights  # noqa: E402
 from lib.utils.checkpoint import CheckpointError, load_checkpoint_file  # noqa: E402
@@ -34,7 +36,7 @@ def describe(checkpoint: dict) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--script", choices=SCRIPTS, help="network family to load into (default: the saved one)")
+    parser.add_argument("--script", choices=FAMILY_NAMES, help="network family to load into (default: the saved one)")
     parser.add_argument("--config", help="config name or YAML path (default: the official config of the script)")
     parser.add_argument("--depth", type=int, help="layers the network will run")
     args = parser.parse_args()

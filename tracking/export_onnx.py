@@ -27,7 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from lib.config import SCRIPTS, ConfigError, load_config  # noqa: E402
+from lib.config.loader import ConfigError, load_config  # noqa: E402
+
+#: Frame file extensions ``--check`` reads.
+
+from lib.families import FAMILY_NAMES
 
 #: Frame file extensions ``--check`` reads.
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -37,7 +41,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     from lib.export.onnx_export import OPSET
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--script", required=True, choices=SCRIPTS)
+    parser.add_argument("--script", required=True, choices=FAMILY_NAMES)
     parser.add_argument("--config", required=True, help="config name under experiments/<script>/ or a YAML path")
     parser.add_argument("--checkpoint", type=Path, help="weights to export (default: random init, with a warning)")
     parser.add_argument("--depth", type=int, help="layers to run (Tiny/Nano/Pico = 15/10/6); default MODEL.DEPTH")

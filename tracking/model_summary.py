@@ -14,7 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.config import SCRIPTS, load_config  # noqa: E402
+from lib.config.loader import load_config  # noqa: E402
+
+from lib.families import FAMILY_NAMES
 from lib.models.fartrack.complexity import count_macs, paper_param_count  # noqa: E402
 from lib.models.fartrack.network import build_network  # noqa: E402
 from lib.models.fartrack.sparsify import num_pruned  # noqa: E402
@@ -44,7 +46,7 @@ def summarise(script: str, config: str, depths: list[int], prune_ratios: list[fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--script", default="fartrack_sparse", choices=SCRIPTS)
+    parser.add_argument("--script", default="fartrack_sparse", choices=FAMILY_NAMES)
     parser.add_argument("--config", default="fartrack_sparse_224_full")
     parser.add_argument("--depths", type=int, nargs="+", default=[15, 10, 6])
     parser.add_argument("--prune_ratios", type=float, nargs="+", default=[0.0, 0.25])

@@ -33,7 +33,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torchvision.ops import box_iou  # noqa: E402
 
-from lib.config import SCRIPTS, ConfigError, load_config  # noqa: E402
+from lib.config.loader import ConfigError, load_config  # noqa: E402
+
+from lib.families import FAMILY_NAMES
 from lib.models.fartrack.complexity import count_macs, paper_param_count  # noqa: E402
 from lib.models.fartrack.network import FARTrackNetwork  # noqa: E402
 from lib.models.fartrack.sparsify import num_pruned  # noqa: E402
@@ -63,7 +65,7 @@ ONNX_PATH = "onnx"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--script", required=True, choices=SCRIPTS)
+    parser.add_argument("--script", required=True, choices=FAMILY_NAMES)
     parser.add_argument("--config", required=True, help="config name under experiments/<script>/ or a YAML path")
     parser.add_argument("--depth", type=int, nargs="+", help="layers to run (default: the config's MODEL.DEPTH)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

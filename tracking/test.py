@@ -20,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from lib.config import SCRIPTS, ConfigError, load_config  # noqa: E402
+from lib.config.loader import ConfigError, load_config  # noqa: E402
+
+from lib.families import FAMILY_NAMES
 from lib.models import fastseqtrack, net_class_name  # noqa: E402
 from lib.test.evaluation.datasets import DATASET_NAMES, DatasetError, get_dataset  # noqa: E402
 from lib.test.evaluation.environment import env_settings  # noqa: E402
@@ -48,7 +50,7 @@ def tau_label(config_name: str, tau: float, config_tau: float) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("script", choices=SCRIPTS)
+    parser.add_argument("script", choices=FAMILY_NAMES)
     parser.add_argument("config", help="config name under experiments/<script>/ or a YAML path")
     parser.add_argument("--dataset", "--dataset_name", dest="dataset", default="otb", choices=DATASET_NAMES)
     parser.add_argument("--sequence", help="run only this sequence (name, or index in the dataset)")

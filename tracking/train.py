@@ -23,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.config import SCRIPTS, ConfigError  # noqa: E402
+from lib.config.loader import ConfigError  # noqa: E402
+
+from lib.families import FAMILY_NAMES
 from lib.train.dataset.base import TrainDatasetError  # noqa: E402
 from lib.train.distributed import started_by_torchrun  # noqa: E402
 from lib.train.run import DEFAULT_SEED, TrainingSetupError, TrainOptions, run_training  # noqa: E402
@@ -35,7 +37,7 @@ logger = logging.getLogger("train")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--script", required=True, choices=SCRIPTS, help="training stage")
+    parser.add_argument("--script", required=True, choices=FAMILY_NAMES, help="training stage")
     parser.add_argument("--config", required=True, help="config name under experiments/<script>/ or a YAML path")
     parser.add_argument("--save_dir", type=Path, default=Path("output"), help="checkpoints, logs, TensorBoard")
     parser.add_argument("--mode", choices=("single", "multiple"), default="single")

@@ -17,14 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.config import SCRIPTS, ConfigError  # noqa: E402
+from lib.config.loader import ConfigError  # noqa: E402
+
+from lib.families import FAMILY_NAMES
 from lib.train.dataset.base import TrainDatasetError  # noqa: E402
 from lib.train.throughput import format_report, measure  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--script", required=True, choices=SCRIPTS)
+    parser.add_argument("--script", required=True, choices=FAMILY_NAMES)
     parser.add_argument("--config", required=True, help="config name under experiments/<script>/ or a YAML path")
     parser.add_argument("--samples", type=int, default=32, help="samples produced in process")
     parser.add_argument("--batches", type=int, default=8, help="batches timed through the DataLoader")

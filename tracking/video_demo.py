@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from lib.api import build_tracker  # noqa: E402
-from lib.config import SCRIPTS, ConfigError, load_config  # noqa: E402
+from lib.config.loader import ConfigError, load_config  # noqa: E402
+from lib.families import FAMILY_NAMES
 from lib.test.demo import DemoError, open_source, resolve_initial_box, run_demo, should_show  # noqa: E402
 from lib.test.evaluation.environment import env_settings  # noqa: E402
 from lib.test.tracker.backends import PRECISIONS  # noqa: E402
@@ -38,7 +39,7 @@ logger = logging.getLogger("video_demo")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("script", choices=SCRIPTS)
+    parser.add_argument("script", choices=FAMILY_NAMES)
     parser.add_argument("config", help="config name under experiments/<script>/ or a YAML path")
     parser.add_argument("source", help="a video file, an image folder (jpg/png), or a webcam index such as 0")
     parser.add_argument("--optional_box", type=float, nargs=4, metavar=("X", "Y", "W", "H"),

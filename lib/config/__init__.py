@@ -1,6 +1,3 @@
-"""Experiment configuration: per-script schema defaults, YAML overrides and command-line opts (no global state)."""
-from .loader import (EXPERIMENTS_DIR, OFFICIAL_CONFIGS, SCRIPTS, Config, ConfigError, default_config, load_config,
-                     resolve_config_path)
-
-__all__ = ["SCRIPTS", "OFFICIAL_CONFIGS", "EXPERIMENTS_DIR", "Config", "ConfigError", "default_config", "resolve_config_path",
-           "load_config"]
+"""Experiment configuration: the per-family schemas (:mod:`lib.config.defaults`), and loading a YAML over them with
+command-line opts (:mod:`lib.config.loader`; no global state). Import from those modules: this package imports
+nothing, so the family records can use the schemas while the loader uses the records."""

@@ -1,9 +1,10 @@
-"""Configuration schema: the default values of every key, per training script.
+"""Configuration schemas: the default values of every key, and the checks of each family's own keys.
 
-The defaults follow the "default" column of the official configuration (spec §2.1). An experiment YAML may only
-override keys that exist here (see :mod:`lib.config.loader`). ``fartrack`` and ``fartrack_distill`` share identical
-defaults; ``fartrack_sparse`` adds the sequence-level keys listed in :func:`_sparse_defaults`. ``fastseqtrack`` (a
-second tracker, not FARTrack) has its own schema, :func:`_fastseqtrack_defaults`.
+The family records (:mod:`lib.families`) say which schema each script uses. The defaults follow the "default" column
+of the official configuration (spec §2.1). An experiment YAML may only override keys that exist here (see
+:mod:`lib.config.loader`). ``fartrack`` and ``fartrack_distill`` share :func:`fartrack_schema`; ``fartrack_sparse``
+adds the sequence-level keys listed in :func:`fartrack_sparse_schema`. ``fastseqtrack`` (a second tracker, not
+FARTrack) has its own schema, :func:`fastseqtrack_schema`.
 
 Every official key is present, including those the official code never reads, so that the official YAML files load
 unchanged. Keys marked ``ignored`` below are read by no official code path (spec §2.2); keys marked ``unused`` are not
@@ -12,13 +13,25 @@ ours, not official.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 # The ViT-Tiny blocks ``blocks.0..11`` hard-wired in the official backbone (extension blocks come on top).
 NUM_BASE_BLOCKS = 12
+# The only backbone the official model supports: its slot embedding ``identity`` is hard-wired to width 192.
+FARTRACK_BACKBONE = "vit_tiny_patch16_224"
 
 
-def _base_defaults() -> dict[str, Any]:
+class ConfigError(ValueError):
+    """An invalid configuration: unknown key, wrong type, inconsistent values, or a write to a frozen config."""
+
+
+def choice_errors(checks: list[tuple[str, Any, tuple[str, ...]]]) -> list[str]:
+    """One message per ``(key, value, choices)`` whose value is not among the choices."""
+    return [f"{key} must be one of {', '.join(choices)}, got {value!r}" for key, value, choices in checks
+            if value not in choices]
+
+
+def fartrack_schema() -> dict[str, Any]:
     """Fresh defaults shared by all scripts (the ``fartrack`` / ``fartrack_distill`` schema)."""
     return {
         "MODEL": {
@@ -138,9 +151,9 @@ def _base_defaults() -> dict[str, Any]:
     }
 
 
-def _sparse_defaults() -> dict[str, Any]:
+def fartrack_sparse_schema() -> dict[str, Any]:
     """Fresh ``fartrack_sparse`` defaults: the shared base plus the sequence-level keys."""
-    cfg = _base_defaults()
+    cfg = fartrack_schema()
     model, data = cfg["MODEL"], cfg["DATA"]
     model["PRENUM"] = 7  # previous boxes per sequence step (rows of an embedding the forward never uses)
     model["BACKBONE"]["PATCHSIZE"] = 16
@@ -162,7 +175,7 @@ def _sparse_defaults() -> dict[str, Any]:
     return cfg
 
 
-def _fastseqtrack_defaults() -> dict[str, Any]:
+def fastseqtrack_schema() -> dict[str, Any]:
     """Fresh ``fastseqtrack`` defaults: FastSeqTrack-B256 as the paper describes it (project script, not FARTrack).
 
     The DATA / TRAIN / TEST sections keep the names of the shared schema, so the samplers, processing, optimiser,
@@ -260,25 +273,52 @@ def _fastseqtrack_defaults() -> dict[str, Any]:
     }
 
 
-_DEFAULTS: dict[str, Callable[[], dict[str, Any]]] = {
-    "fartrack": _base_defaults,
-    "fartrack_distill": _base_defaults,
-    "fartrack_sparse": _sparse_defaults,
-    "fastseqtrack": _fastseqtrack_defaults,
-}
+def fartrack_errors(cfg: Any) -> list[str]:
+    """Constraints of the keys of :func:`fartrack_schema` (and the sparse schema) beyond the shared ones."""
+    model = cfg.MODEL
+    errors = choice_errors([("MODEL.COORD_EMBED_INIT", model.COORD_EMBED_INIT, ("kaiming", "sincos"))])
+    for key in ("TRAIN_PRUNE_RATIO", "TEST_PRUNE_RATIO"):
+        if not 0.0 <= model.SPARSE[key] < 1.0:
+            errors.append(f"MODEL.SPARSE.{key} must be in [0, 1), got {model.SPARSE[key]}")
+    if model.BACKBONE.TYPE != FARTRACK_BACKBONE:
+        errors.append(f"MODEL.BACKBONE.TYPE must be '{FARTRACK_BACKBONE}' (the official model hard-wires width 192), "
+                      f"got '{model.BACKBONE.TYPE}'")
+    if model.EXTENSION < 0:
+        errors.append(f"MODEL.EXTENSION must be >= 0, got {model.EXTENSION}")
+    max_depth = NUM_BASE_BLOCKS + model.EXTENSION
+    if not 1 <= model.DEPTH <= max_depth:
+        errors.append(f"MODEL.DEPTH must be in [1, {max_depth}] (12 + MODEL.EXTENSION), got {model.DEPTH}")
+    return errors
 
-SCRIPTS: tuple[str, ...] = tuple(_DEFAULTS)
 
-#: The official experiment of each script (``experiments/<script>/<name>.yaml``).
-OFFICIAL_CONFIGS: dict[str, str] = {
-    "fartrack": "fartrack_tiny_224_full",
-    "fartrack_distill": "fartrack_distill_224_full",
-    "fartrack_sparse": "fartrack_sparse_224_full",
-}
-
-
-def get_defaults(script: str) -> dict[str, Any]:
-    """Return a fresh nested dict with the defaults of ``script`` (one of :data:`SCRIPTS`)."""
-    if script not in _DEFAULTS:
-        raise ValueError(f"unknown script {script!r}; expected one of {', '.join(SCRIPTS)}")
-    return _DEFAULTS[script]()
+def fastseqtrack_errors(cfg: Any) -> list[str]:
+    """Constraints of the keys of :func:`fastseqtrack_schema` beyond the shared ones."""
+    model, data, test = cfg.MODEL, cfg.DATA, cfg.TEST
+    errors = []
+    for section, key in (("BACKBONE", "EMBED_DIM"), ("BACKBONE", "DEPTH"), ("BACKBONE", "NUM_HEADS"),
+                         ("DECODER", "LAYERS"), ("DECODER", "EMBED_DIM"), ("DECODER", "NUM_HEADS"),
+                         ("HEAD", "NUM_LAYERS")):
+        if model[section][key] < 1:
+            errors.append(f"MODEL.{section}.{key} must be >= 1, got {model[section][key]}")
+    for section in ("BACKBONE", "DECODER"):
+        dim, heads = model[section].EMBED_DIM, model[section].NUM_HEADS
+        if heads >= 1 and dim % heads:
+            errors.append(f"MODEL.{section}.EMBED_DIM ({dim}) must be a multiple of MODEL.{section}.NUM_HEADS "
+                          f"({heads})")
+        # The fixed 2-D sin-cos tables (scratch position embeddings, decoder key positions) need 4 | dim.
+        if dim % 4:
+            errors.append(f"MODEL.{section}.EMBED_DIM ({dim}) must be a multiple of 4")
+    if model.HEAD.N_BINS < 2:
+        errors.append(f"MODEL.HEAD.N_BINS must be >= 2, got {model.HEAD.N_BINS}")
+    if data.TEMPLATE.NUMBER not in (1, 2):
+        errors.append(f"DATA.TEMPLATE.NUMBER must be 1 (initial template) or 2 (initial + dynamic), "
+                      f"got {data.TEMPLATE.NUMBER}")
+    if data.SEARCH.NUMBER != 1:
+        errors.append(f"DATA.SEARCH.NUMBER must be 1 (frame-level training), got {data.SEARCH.NUMBER}")
+    if test.UPDATE_INTERVAL < 1:
+        errors.append(f"TEST.UPDATE_INTERVAL must be >= 1, got {test.UPDATE_INTERVAL}")
+    if not 0.0 <= test.WINDOW_WEIGHT <= 1.0:
+        errors.append(f"TEST.WINDOW_WEIGHT must be in [0, 1], got {test.WINDOW_WEIGHT}")
+    if model.DECODER.TAU != model.DECODER.TAU:  # NaN would silently disable every exit
+        errors.append("MODEL.DECODER.TAU must be a number, got nan")
+    return errors

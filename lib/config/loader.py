@@ -19,21 +19,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import yaml
 
-from .defaults import NUM_BASE_BLOCKS, OFFICIAL_CONFIGS, SCRIPTS, get_defaults
+from lib.config.defaults import ConfigError, choice_errors
+from lib.families import FAMILY_NAMES, get_family
 
-__all__ = ["SCRIPTS", "OFFICIAL_CONFIGS", "EXPERIMENTS_DIR", "Config", "ConfigError", "default_config", "resolve_config_path",
-           "load_config"]
+__all__ = ["EXPERIMENTS_DIR", "Config", "ConfigError", "default_config", "resolve_config_path", "load_config"]
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+from ..utils.local_paths import EXPERIMENTS_DIR  # noqa: E402  (checkout or installed copy: find_experiments_dir)
 _CLI = "the command line (--opts)"
-# The only backbone the official model supports: its slot embedding ``identity`` is hard-wired to width 192.
-_BACKBONE_TYPE = "vit_tiny_patch16_224"
-# The second tracker of the framework; its MODEL section is its own (see lib/config/defaults.py).
-_FASTSEQTRACK = "fastseqtrack"
-
-
-class ConfigError(ValueError):
-    """An invalid configuration: unknown key, wrong type, inconsistent values, or a write to a frozen config."""
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -197,7 +189,7 @@ def _plain_value(value: Any) -> Any:
 def default_config(script: str) -> Config:
     """The frozen schema defaults of ``script`` (spec §2.1 "default" column plus the project keys), unvalidated."""
     _check_script(script)
-    return Config(get_defaults(script), script=script).freeze()
+    return Config(get_family(script).config_schema(), script=script).freeze()
 
 
 def resolve_config_path(script: str, config: str | os.PathLike[str]) -> Path:
@@ -234,7 +226,7 @@ def load_config(script: str, config: str | os.PathLike[str], opts: Sequence[Any]
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
-    cfg = Config(get_defaults(script), script=script, name=path.stem, source=path)
+    cfg = Config(get_family(script).config_schema(), script=script, name=path.stem, source=path)
     _merge(cfg, data, str(path))
     _apply_opts(cfg, opts or [])
     _validate(cfg, f"{path} and {_CLI}" if opts else str(path))
@@ -243,8 +235,8 @@ def load_config(script: str, config: str | os.PathLike[str], opts: Sequence[Any]
 
 # --- merging and checking -----------------------------------------------------------------------------------------
 def _check_script(script: str) -> None:
-    if script not in SCRIPTS:
-        raise ConfigError(f"unknown script {script!r}; expected one of {', '.join(SCRIPTS)}")
+    if script not in FAMILY_NAMES:
+        raise ConfigError(f"unknown script {script!r}; expected one of {', '.join(FAMILY_NAMES)}")
 
 
 def _unknown_key(key: str, part: str, known: Iterable[str], origin: str) -> ConfigError:
@@ -321,10 +313,12 @@ def _apply_opts(cfg: Config, opts: Sequence[Any]) -> None:
 
 
 def _validate(cfg: Config, origin: str) -> None:
-    """Cross-field constraints of a runnable configuration; ``origin`` names where the last values came from."""
+    """Cross-field constraints of a runnable configuration; ``origin`` names where the last values came from.
+
+    The checks of the keys every schema shares are here; the family record adds those of its own keys.
+    """
     model, data, test = cfg.MODEL, cfg.DATA, cfg.TEST
-    fastseqtrack = cfg.script == _FASTSEQTRACK
-    errors = _fastseqtrack_errors(cfg) if fastseqtrack else _fartrack_model_errors(model)
+    errors = get_family(cfg.script).config_errors(cfg)
     stride = model.BACKBONE.STRIDE
     sizes = {"DATA.TEMPLATE.SIZE": data.TEMPLATE.SIZE, "DATA.SEARCH.SIZE": data.SEARCH.SIZE,
              "TEST.TEMPLATE_SIZE": test.TEMPLATE_SIZE, "TEST.SEARCH_SIZE": test.SEARCH_SIZE}
@@ -342,61 +336,6 @@ def _validate(cfg: Config, origin: str) -> None:
         if len(names) != len(ratios):
             errors.append(f"DATA.{split}.DATASETS_NAME ({len(names)} entries) and DATA.{split}.DATASETS_RATIO "
                           f"({len(ratios)} entries) must have the same length")
-    choices_to_check = [("DATA.TEMPLATE.ORDER", data.TEMPLATE.ORDER, ("official", "chronological"))]
-    if not fastseqtrack:
-        choices_to_check.insert(0, ("MODEL.COORD_EMBED_INIT", model.COORD_EMBED_INIT, ("kaiming", "sincos")))
-        for key in ("TRAIN_PRUNE_RATIO", "TEST_PRUNE_RATIO"):
-            if not 0.0 <= model.SPARSE[key] < 1.0:
-                errors.append(f"MODEL.SPARSE.{key} must be in [0, 1), got {model.SPARSE[key]}")
-    for key, value, choices in choices_to_check:
-        if value not in choices:
-            errors.append(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    errors += choice_errors([("DATA.TEMPLATE.ORDER", data.TEMPLATE.ORDER, ("official", "chronological"))])
     if errors:
         raise ConfigError(f"invalid configuration (values from {origin}):\n  " + "\n  ".join(errors))
-
-
-def _fartrack_model_errors(model: Config) -> list[str]:
-    """MODEL constraints of the three FARTrack scripts."""
-    errors = []
-    if model.BACKBONE.TYPE != _BACKBONE_TYPE:
-        errors.append(f"MODEL.BACKBONE.TYPE must be '{_BACKBONE_TYPE}' (the official model hard-wires width 192), "
-                      f"got '{model.BACKBONE.TYPE}'")
-    if model.EXTENSION < 0:
-        errors.append(f"MODEL.EXTENSION must be >= 0, got {model.EXTENSION}")
-    max_depth = NUM_BASE_BLOCKS + model.EXTENSION
-    if not 1 <= model.DEPTH <= max_depth:
-        errors.append(f"MODEL.DEPTH must be in [1, {max_depth}] (12 + MODEL.EXTENSION), got {model.DEPTH}")
-    return errors
-
-
-def _fastseqtrack_errors(cfg: Config) -> list[str]:
-    """Constraints of the ``fastseqtrack`` schema that the shared checks of :func:`_validate` do not cover."""
-    model, data, test = cfg.MODEL, cfg.DATA, cfg.TEST
-    errors = []
-    for section, key in (("BACKBONE", "EMBED_DIM"), ("BACKBONE", "DEPTH"), ("BACKBONE", "NUM_HEADS"),
-                         ("DECODER", "LAYERS"), ("DECODER", "EMBED_DIM"), ("DECODER", "NUM_HEADS"),
-                         ("HEAD", "NUM_LAYERS")):
-        if model[section][key] < 1:
-            errors.append(f"MODEL.{section}.{key} must be >= 1, got {model[section][key]}")
-    for section in ("BACKBONE", "DECODER"):
-        dim, heads = model[section].EMBED_DIM, model[section].NUM_HEADS
-        if heads >= 1 and dim % heads:
-            errors.append(f"MODEL.{section}.EMBED_DIM ({dim}) must be a multiple of MODEL.{section}.NUM_HEADS "
-                          f"({heads})")
-        # The fixed 2-D sin-cos tables (scratch position embeddings, decoder key positions) need 4 | dim.
-        if dim % 4:
-            errors.append(f"MODEL.{section}.EMBED_DIM ({dim}) must be a multiple of 4")
-    if model.HEAD.N_BINS < 2:
-        errors.append(f"MODEL.HEAD.N_BINS must be >= 2, got {model.HEAD.N_BINS}")
-    if data.TEMPLATE.NUMBER not in (1, 2):
-        errors.append(f"DATA.TEMPLATE.NUMBER must be 1 (initial template) or 2 (initial + dynamic), "
-                      f"got {data.TEMPLATE.NUMBER}")
-    if data.SEARCH.NUMBER != 1:
-        errors.append(f"DATA.SEARCH.NUMBER must be 1 (frame-level training), got {data.SEARCH.NUMBER}")
-    if test.UPDATE_INTERVAL < 1:
-        errors.append(f"TEST.UPDATE_INTERVAL must be >= 1, got {test.UPDATE_INTERVAL}")
-    if not 0.0 <= test.WINDOW_WEIGHT <= 1.0:
-        errors.append(f"TEST.WINDOW_WEIGHT must be in [0, 1], got {test.WINDOW_WEIGHT}")
-    if model.DECODER.TAU != model.DECODER.TAU:  # NaN would silently disable every exit
-        errors.append("MODEL.DECODER.TAU must be a number, got nan")
-    return errors

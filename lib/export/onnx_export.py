@@ -6,7 +6,7 @@
     net = load_network("fartrack_sparse", "fartrack_sparse_224_full", checkpoint="FARTrackSparse_ep0015.pth.tar")
     export_onnx(net, "fartrack_sparse.onnx", tracker_params=TrackerParams.from_config(cfg))
 
-What the graph computes (:class:`FrameGraph`) is one tracker step of the network: templates (1, T, 3, t, t), the
+What the graph computes (:class:`FrameGraph`) is one tracker step of the network's own forward: templates (1, T, 3, t, t), the
 search crop (1, 3, s, s) and, for the sparse family, the per-slot keep-mask (1, T, P) in; the command-token logits
 (1, 4, V) and, sparse family, the newest template's keep-mask (1, P) out. Every size comes from the network's
 :class:`BackboneSpec`; the names, shapes and metadata keys are defined in :mod:`lib.export.onnx_runtime`.
@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from lib.export.onnx_runtime import INSTALL_HINT, OnnxBackend, OnnxModelInfo
 from lib.models.fartrack.network import FARTrackNetwork
-from lib.models.fartrack.sparsify import inference_keep_mask, token_keep_vector, training_keep_mask
+from lib.models.fartrack.sparsify import training_keep_mask
 from lib.models.onednn import use_torch_linears
 from lib.test.tracker.fartrack import TrackerParams
 
@@ -66,42 +66,22 @@ class OnnxExportError(RuntimeError):
 
 
 class FrameGraph(nn.Module):
-    """The exported computation: the network's eval forward for one frame, restricted to what the tracker reads.
-
-    It assembles :meth:`FARTrackNetwork.forward` from the same network pieces (template / search embedding, slot
-    embeddings, command tokens, layers, tied head, keep-mask), minus the data-dependent choice between dropping and
-    masking pruned tokens (always masked here) and minus the distillation heads the tracker never reads. The
-    post-export check compares the ONNX outputs with the network's own forward.
-    """
+    """The exported computation: the network's own eval forward for one frame, reduced to what the tracker reads
+    (the logits and, with template scores, the newest template's keep-mask). The network comes from
+    :func:`export_ready_copy`, so pruned tokens are masked rather than dropped and no intermediate heads run."""
 
     def __init__(self, net: FARTrackNetwork) -> None:
         super().__init__()
         self.net = net
-        self.sparse = net.family == "fartrack_sparse"
 
     def forward(self, templates: Tensor, search: Tensor, template_keep: Optional[Tensor] = None
                 ) -> Union[Tensor, tuple[Tensor, Tensor]]:
-        net = self.net
-        backbone, spec = net.backbone, net.spec
-        num_slots, per_template = spec.num_templates, spec.tokens_per_template
-        slot_ids = net.identity[:, :num_slots].unsqueeze(2)
-        template_tokens = (backbone.embed_templates(templates) + slot_ids).flatten(1, 2)
-        search_tokens = backbone.embed_search(search) + net.identity[:, -1:]
-        tokens = torch.cat([template_tokens, search_tokens, backbone.command_tokens(templates.shape[0])], dim=1)
-        if not self.sparse:
-            tokens, _, _ = backbone.run_layers(tokens, net.depth, attention=net.attention)
-            return backbone.head(tokens[:, -spec.num_command_tokens:])
+        if not self.net.template_scores:
+            return self.net(templates, search)["logits"]
         if template_keep is None:
-            raise ValueError("the sparse graph needs template_keep (1, T, P)")
-        key_keep = token_keep_vector(template_keep, spec.num_search_tokens + spec.num_command_tokens)
-        num_template_tokens = num_slots * per_template
-        tokens, scores, _ = backbone.run_layers(
-            tokens, net.depth, key_keep=key_keep, score_query=num_template_tokens + spec.centre_search_index,
-            attention=net.attention,
-        )
-        logits = backbone.head(tokens[:, -spec.num_command_tokens:])
-        newest_scores = scores[:, num_template_tokens - per_template: num_template_tokens]
-        return logits, inference_keep_mask(newest_scores, net.test_prune_ratio)
+            raise ValueError("a graph with template scores needs template_keep (1, T, P)")
+        out = self.net(templates, search, template_keep=template_keep)
+        return out["logits"], out["template_keep"]
 
 
 @contextlib.contextmanager
@@ -130,11 +110,12 @@ class ExportReport:
 
 
 def export_ready_copy(net: FARTrackNetwork, attention: str = EXPORT_ATTENTION) -> FARTrackNetwork:
-    """A float32 CPU eval copy of ``net`` with the masked sparse path and the word-embedding renorm baked in (and
-    plain ``nn.Linear`` layers where a fast-path network runs oneDNN ones)."""
+    """A float32 CPU eval copy of ``net`` with the masked sparse path, no intermediate heads and the word-embedding
+    renorm baked in (and plain ``nn.Linear`` layers where a fast-path network runs oneDNN ones)."""
     ready = use_torch_linears(copy.deepcopy(net)).cpu().float().eval()
     ready.attention = attention
     ready.drop_pruned_tokens = False
+    ready.layer_heads_from = None
     ready.backbone.bake_command_renorm()
     return ready
 
@@ -145,7 +126,7 @@ def example_inputs(net: FARTrackNetwork, seed: int = 0) -> tuple[Tensor, ...]:
     generator = torch.Generator().manual_seed(seed)
     templates = torch.randn(1, spec.num_templates, 3, spec.template_size, spec.template_size, generator=generator)
     search = torch.randn(1, 3, spec.search_size, spec.search_size, generator=generator)
-    if net.family != "fartrack_sparse":
+    if not net.template_scores:
         return templates, search
     scores = torch.rand(1, spec.num_templates, spec.tokens_per_template, generator=generator)
     return templates, search, training_keep_mask(scores, net.test_prune_ratio)
@@ -165,7 +146,7 @@ def _model_info(net: FARTrackNetwork, opset: int, attention: str, tracker_params
     if (tracker_params.template_size, tracker_params.search_size) != (spec.template_size, spec.search_size):
         raise ValueError(f"tracker crop sizes {tracker_params.template_size}/{tracker_params.search_size} differ from "
                          f"the network's {spec.template_size}/{spec.search_size}")
-    return OnnxModelInfo(family=net.family, spec=spec, depth=net.depth, opset=opset, attention=attention,
+    return OnnxModelInfo(family=net.family, spec=spec, template_scores=net.template_scores, depth=net.depth, opset=opset, attention=attention,
                          test_prune_ratio=float(net.test_prune_ratio), tracker_params=tracker_params)
 
 
@@ -248,7 +229,7 @@ def check_against_torch(net: FARTrackNetwork, path: Union[str, os.PathLike], inp
     max_diff = float(np.abs(outputs[0] - reference["logits"].numpy()).max())
     if not max_diff <= atol:
         raise OnnxExportError(f"ONNX Runtime logits differ from PyTorch by {max_diff:.3g} (> {atol:g})")
-    if backend.info.sparse:
+    if backend.info.template_scores:
         onnx_keep = torch.from_numpy(outputs[1][0])
         scores = reference["template_scores"][0, -1]
         kept, dropped = scores[onnx_keep], scores[~onnx_keep]

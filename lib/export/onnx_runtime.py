@@ -33,12 +33,12 @@ import torch
 from torch import Tensor
 
 from lib.models.fartrack.backbone import BackboneSpec
-from lib.models.fartrack.network import FAMILIES
 from lib.test.tracker.fartrack import TrackerParams
 from lib.utils.tokens import vocab_size
 
-#: Version of the metadata layout below; bumped when a key changes meaning.
-METADATA_FORMAT = 1
+#: Version of the metadata layout below; bumped when a key changes meaning (2: network options instead of the
+#: family deciding the graph; the tracker's decode and template schedule in ``tracker_params``).
+METADATA_FORMAT = 2
 #: Prefix of every metadata key this project writes (other tools may add their own keys).
 METADATA_PREFIX = "fartrack."
 
@@ -70,15 +70,15 @@ class OnnxModelInfo:
 
     family: str
     spec: BackboneSpec
+    #: The network option :attr:`FARTrackNetwork.template_scores`: the graph takes the slots' keep-mask and returns
+    #: the newest template's.
+    template_scores: bool
     depth: int
     opset: int
     attention: str
     test_prune_ratio: float
     tracker_params: TrackerParams
 
-    @property
-    def sparse(self) -> bool:
-        return self.family == "fartrack_sparse"
 
     @property
     def vocab_size(self) -> int:
@@ -91,14 +91,14 @@ class OnnxModelInfo:
             INPUT_TEMPLATES: (1, spec.num_templates, 3, spec.template_size, spec.template_size),
             INPUT_SEARCH: (1, 3, spec.search_size, spec.search_size),
         }
-        if self.sparse:
+        if self.template_scores:
             shapes[INPUT_TEMPLATE_KEEP] = (1, spec.num_templates, spec.tokens_per_template)
         return shapes
 
     def output_shapes(self) -> dict[str, tuple[int, ...]]:
         """Static shapes of the graph outputs, derived from the spec."""
         shapes = {OUTPUT_LOGITS: (1, self.spec.num_command_tokens, self.vocab_size)}
-        if self.sparse:
+        if self.template_scores:
             shapes[OUTPUT_TEMPLATE_KEEP] = (1, self.spec.tokens_per_template)
         return shapes
 
@@ -113,6 +113,7 @@ class OnnxModelInfo:
         entries: dict[str, Any] = {
             "format": METADATA_FORMAT,
             "family": self.family,
+            "template_scores": int(self.template_scores),
             "depth": self.depth,
             "opset": self.opset,
             "attention": self.attention,
@@ -144,7 +145,7 @@ class OnnxModelInfo:
         if not ours:
             raise OnnxModelError(f"{source} has no '{METADATA_PREFIX}*' metadata: it was not written by "
                                  "tracking/export_onnx.py (lib.export.export_onnx)")
-        required = ("format", "family", "depth", "opset", "attention", "test_prune_ratio", "backbone_spec",
+        required = ("format", "family", "template_scores", "depth", "opset", "attention", "test_prune_ratio", "backbone_spec",
                     "tracker_params")
         missing = [key for key in required if key not in ours]
         if missing:
@@ -152,8 +153,6 @@ class OnnxModelInfo:
         if ours["format"] != str(METADATA_FORMAT):
             raise OnnxModelError(f"{source}: metadata format {ours['format']!r} is not supported "
                                  f"(this code reads format {METADATA_FORMAT}); re-export the model")
-        if ours["family"] not in FAMILIES:
-            raise OnnxModelError(f"{source}: unknown family {ours['family']!r} in the metadata")
         try:
             params = json.loads(ours["tracker_params"])
             for key in ("mean", "std"):
@@ -161,6 +160,7 @@ class OnnxModelInfo:
             info = cls(
                 family=ours["family"],
                 spec=BackboneSpec(**json.loads(ours["backbone_spec"])),
+                template_scores=bool(int(ours["template_scores"])),
                 depth=int(ours["depth"]),
                 opset=int(ours["opset"]),
                 attention=ours["attention"],
@@ -169,8 +169,6 @@ class OnnxModelInfo:
             )
         except (ValueError, TypeError, KeyError) as error:
             raise OnnxModelError(f"{source}: unreadable metadata ({type(error).__name__}: {error})") from error
-        if info.spec.sparse != info.sparse:
-            raise OnnxModelError(f"{source}: backbone_spec.sparse={info.spec.sparse} contradicts family {info.family}")
         disagree = [key for key, value in info._flat_entries().items() if key in ours and ours[key] != value]
         if disagree:
             raise OnnxModelError(f"{source}: metadata entries {', '.join(METADATA_PREFIX + k for k in disagree)} "
@@ -224,6 +222,7 @@ class OnnxBackend:
         self._check_signature()
         self.family = self.info.family
         self.spec = self.info.spec
+        self.prunes_templates = self.info.template_scores
         params = self.info.tracker_params
         self.mean = np.asarray(params.mean, dtype=np.float32).reshape(3, 1, 1)
         self.std = np.asarray(params.std, dtype=np.float32).reshape(3, 1, 1)
@@ -272,8 +271,8 @@ class OnnxBackend:
             keep = self._all_kept if template_keep is None else template_keep.detach().cpu().numpy().astype(bool)
             feeds[INPUT_TEMPLATE_KEEP] = keep.reshape(self._all_kept.shape)
         elif template_keep is not None:
-            raise ValueError(f"template_keep is only supported by fartrack_sparse, not {self.family}")
+            raise ValueError(f"template_keep needs a graph with template scores ({self.family} has none)")
         outputs = self.session.run(self._output_names, feeds)
         logits = torch.from_numpy(outputs[0])
-        newest_keep = torch.from_numpy(outputs[1][0]) if self.info.sparse else None
+        newest_keep = torch.from_numpy(outputs[1][0]) if self.info.template_scores else None
         return logits, newest_keep

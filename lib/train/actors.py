@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.ops import box_iou
 
-from lib.models.fartrack.network import ACTOR_CLASS_NAMES, FARTrackNetwork
+from lib.models.fartrack.network import FARTrackNetwork
 from lib.models.fartrack.sparsify import training_keep_mask
 from lib.train.losses import stage1_loss, stage2_loss, stage3_loss
 from lib.utils.box_ops import box_xywh_to_xyxy
@@ -40,21 +40,16 @@ def unwrap(net: nn.Module) -> FARTrackNetwork:
 
 
 class Actor:
-    """Base class: holds the (possibly DDP-wrapped) network, the config and the device."""
+    """Base class: holds the (possibly DDP-wrapped) network, the config, the device and the official actor class
+    name (``actor_type``, stored in checkpoints; given by the family record)."""
 
-    family: str = ""
-
-    def __init__(self, net: nn.Module, cfg: Any, device: torch.device) -> None:
+    def __init__(self, net: nn.Module, cfg: Any, device: torch.device, *, actor_type: str) -> None:
+        self.actor_type = actor_type
         self.net = net
         self.cfg = cfg
         self.device = torch.device(device)
         self.bins = cfg.MODEL.BINS
         self.value_range = cfg.MODEL.RANGE
-
-    @property
-    def actor_type(self) -> str:
-        """Official actor class name, stored in checkpoints."""
-        return ACTOR_CLASS_NAMES[self.family]
 
     @property
     def grad_clip_norm(self) -> float:
@@ -68,13 +63,15 @@ class Actor:
 
 
 class FrameActor(Actor):
-    """Stage 1 (``FARTrackActor``: 2*SIoU + 2*CE) and stage 2 (``FARTrackDistillActor``: per-depth terms + KL)."""
+    """Stage 1 (``FARTrackActor``: 2*SIoU + 2*CE) and, with ``layer_losses``, stage 2 (``FARTrackDistillActor``:
+    per-depth terms + KL over the network's ``layer_logits``)."""
 
-    def __init__(self, net: nn.Module, cfg: Any, device: torch.device) -> None:
-        super().__init__(net, cfg, device)
-        self.family = unwrap(net).family
-        if self.family not in ("fartrack", "fartrack_distill"):
-            raise ValueError(f"FrameActor trains fartrack / fartrack_distill, not {self.family}")
+    def __init__(self, net: nn.Module, cfg: Any, device: torch.device, *, actor_type: str,
+                 layer_losses: bool) -> None:
+        super().__init__(net, cfg, device, actor_type=actor_type)
+        self.layer_losses = layer_losses
+        if layer_losses and unwrap(net).layer_heads_from is None:
+            raise ValueError(f"{actor_type} needs a network with intermediate heads (layer_heads_from)")
 
     def loss_parts(self, batch: dict[str, Tensor]) -> list[LossPart]:
         return [lambda: self.compute_loss(batch)]
@@ -85,7 +82,7 @@ class FrameActor(Actor):
         gt_xyxy = box_xywh_to_xyxy(batch["search_anno"][:, 0].to(self.device, non_blocking=True))
         out = self.net(templates, search)
         weights = dict(bins=self.bins, value_range=self.value_range, giou_weight=self.cfg.TRAIN.GIOU_WEIGHT)
-        if self.family == "fartrack_distill":
+        if self.layer_losses:
             return stage2_loss(out["layer_logits"], gt_xyxy, **weights)
         return stage1_loss(out["logits"], gt_xyxy, **weights)
 
@@ -116,12 +113,10 @@ class SequenceActor(Actor):
     pixels / search size.
     """
 
-    family = "fartrack_sparse"
-
-    def __init__(self, net: nn.Module, cfg: Any, device: torch.device) -> None:
-        super().__init__(net, cfg, device)
-        if unwrap(net).family != "fartrack_sparse":
-            raise ValueError(f"SequenceActor trains fartrack_sparse, not {unwrap(net).family}")
+    def __init__(self, net: nn.Module, cfg: Any, device: torch.device, *, actor_type: str) -> None:
+        super().__init__(net, cfg, device, actor_type=actor_type)
+        if not unwrap(net).template_scores:
+            raise ValueError(f"{actor_type} needs a network with template scores (template sparsification)")
         data = cfg.DATA
         self.template_size = data.TEMPLATE.SIZE
         self.search_size = data.SEARCH.SIZE
@@ -263,14 +258,3 @@ def _centre(box_xywh: np.ndarray) -> tuple[float, float]:
 def _crop_side(w: float, h: float, factor: float) -> int:
     """Official sequence-training window side ceil(sqrt(factor*w * factor*h))."""
     return math.ceil(math.sqrt(factor * w * factor * h))
-
-
-def build_actor(net: nn.Module, cfg: Any, device: torch.device) -> Actor:
-    """The actor of the network's family (``fastseqtrack``: :class:`lib.train.fastseqtrack.FastSeqTrackActor`)."""
-    if unwrap(net).family == "fastseqtrack":
-        from lib.train.fastseqtrack import FastSeqTrackActor  # imports this module: resolved at call time
-
-        return FastSeqTrackActor(net, cfg, device)  # type: ignore[return-value]
-    if unwrap(net).family == "fartrack_sparse":
-        return SequenceActor(net, cfg, device)
-    return FrameActor(net, cfg, device)

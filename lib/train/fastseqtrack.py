@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import box_convert, box_iou, generalized_box_iou_loss
 
-from lib.models.fastseqtrack.network import ACTOR_CLASS_NAME, SCRIPT
+from lib.models.fastseqtrack.network import FastSeqTrackNetwork
 from lib.train.actors import LossPart, unwrap
 from lib.utils.box_ops import box_cxcywh_to_xyxy
 from lib.utils.tokens import decode_argmax_plain, quantize
@@ -74,12 +74,10 @@ class FastSeqTrackActor:
     Not a subclass: the FARTrack actors' constructor reads FARTrack's vocabulary keys, which this schema lacks.
     """
 
-    family = SCRIPT
-    actor_type = ACTOR_CLASS_NAME
-
-    def __init__(self, net: nn.Module, cfg: Any, device: torch.device) -> None:
-        if unwrap(net).family != SCRIPT:
-            raise ValueError(f"FastSeqTrackActor trains {SCRIPT}, not {unwrap(net).family}")
+    def __init__(self, net: nn.Module, cfg: Any, device: torch.device, *, actor_type: str) -> None:
+        if not isinstance(unwrap(net), FastSeqTrackNetwork):
+            raise ValueError(f"{actor_type} trains a FastSeqTrackNetwork, not {type(unwrap(net)).__name__}")
+        self.actor_type = actor_type
         self.net = net
         self.cfg = cfg
         self.device = torch.device(device)

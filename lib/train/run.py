@@ -1,17 +1,14 @@
 """One training run of a stage: config, data, network initialisation, actor, optimiser, trainer.
 
-Outputs under ``save_dir`` (official layout): checkpoints in ``checkpoints/train/<script>/<config>/``, TensorBoard
-scalars in ``tensorboard/train/<script>/<config>/`` and the log in ``logs/<script>-<config>.log``.
+Everything that differs between stages comes from the family record (:mod:`lib.families`): the network, the actor,
+the loaders and where the weights start. Outputs under ``save_dir`` follow the official layout
+(:mod:`lib.utils.run_layout`): checkpoints in ``checkpoints/train/<script>/<config>/``, TensorBoard scalars in
+``tensorboard/train/<script>/<config>/`` and the log in ``logs/<script>-<config>.log``.
 
-Initialisation (skipped when resuming):
-
-* stage 1 (``fartrack``): MAE ViT-Tiny weights ``MODEL.PRETRAIN_FILE`` (under ``pretrained_models/`` of the
-  repository, or an absolute path) when present, otherwise from scratch with a warning;
-* stage 2 (``fartrack_distill``) / stage 3 (``fartrack_sparse``): the checkpoint of the previous stage
-  (:func:`find_previous_checkpoint`): ``--pretrained PATH`` if given, else ``MODEL.PRETRAIN_PTH`` (relative to
-  ``save_dir``) if it exists, else the latest checkpoint of the previous stage found under ``save_dir``.
-* ``fastseqtrack`` (the framework's second tracker, one stage): timm / MAE ViT weights ``MODEL.PRETRAIN_FILE``
-  for the encoder when present, otherwise from scratch with a warning (:mod:`lib.models.fastseqtrack.weights`).
+Initialisation (skipped when resuming): a stage with a previous stage (2: ``fartrack_distill``, 3:
+``fartrack_sparse``) loads that stage's checkpoint (:func:`find_previous_checkpoint`): ``--pretrained PATH`` if
+given, else ``MODEL.PRETRAIN_PTH`` (relative to ``save_dir``) if it exists, else the latest checkpoint of the
+previous stage found under ``save_dir``. The others run the record's ``initialise`` (:mod:`lib.train.initialise`).
 """
 from __future__ import annotations
 
@@ -27,25 +24,20 @@ import torch
 from torch import nn
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from lib.config import load_config
-from lib.models import fastseqtrack, net_class_name
-from lib.models.fartrack.network import NET_CLASS_NAMES, build_network
-from lib.models.fastseqtrack.weights import initialise_encoder
-from lib.models.fartrack.weights import load_mae_weights, load_network_weights
-from lib.train.actors import build_actor
+from lib.config.loader import load_config
+from lib.families import Family, get_family
 from lib.train.admin.environment import train_env_settings
-from lib.train.data.loaders import build_loaders
 from lib.train.distributed import DistContext, barrier, init_distributed, shutdown
 from lib.train.optim import build_optimizer, build_scheduler
-from lib.train.trainer import Trainer, TrainerSettings, list_checkpoints
+from lib.train.trainer import Trainer, TrainerSettings
+from lib.utils import run_layout
 from lib.utils.local_paths import REPO_ROOT
+from lib.utils.run_layout import list_checkpoints
 
 logger = logging.getLogger(__name__)
 
 #: Official default seed (each process adds its rank).
 DEFAULT_SEED = 1008
-#: The stage each script starts from.
-PREVIOUS_STAGE = {"fartrack_distill": "fartrack", "fartrack_sparse": "fartrack_distill"}
 PRETRAINED_DIR = REPO_ROOT / "pretrained_models"
 
 
@@ -72,20 +64,13 @@ class TrainOptions:
     argv: list[str] = field(default_factory=list)
 
 
-def run_paths(save_dir: Path, script: str, config_name: str) -> dict[str, Path]:
-    project = Path("train") / script / config_name
-    return {
-        "checkpoints": save_dir / "checkpoints" / project,
-        "tensorboard": save_dir / "tensorboard" / project,
-        "log": save_dir / "logs" / f"{script}-{config_name}.log",
-    }
-
-
 def find_previous_checkpoint(script: str, pretrain_pth: str, save_dir: Path, explicit: Optional[Path] = None
                              ) -> Path:
     """The previous stage's checkpoint a stage-2/3 run starts from (see the module docstring)."""
-    previous = PREVIOUS_STAGE[script]
-    net_type = NET_CLASS_NAMES[previous]
+    previous = get_family(script).previous_stage
+    if previous is None:
+        raise TrainingSetupError(f"{script} does not start from a previous stage")
+    net_type = get_family(previous).net_class_name
     if explicit is not None:
         if not Path(explicit).is_file():
             raise TrainingSetupError(f"--pretrained {explicit} does not exist")
@@ -99,7 +84,7 @@ def find_previous_checkpoint(script: str, pretrain_pth: str, save_dir: Path, exp
             logger.info("MODEL.PRETRAIN_PTH %s does not exist; using the latest %s checkpoint next to it", named,
                         net_type)
             return found[-1]
-    root = save_dir / "checkpoints" / "train" / previous
+    root = run_layout.stage_checkpoint_root(save_dir, previous)
     runs = {d: list_checkpoints(d, net_type) for d in sorted(root.glob("*")) if d.is_dir()}
     runs = {d: found for d, found in runs.items() if found}
     if len(runs) == 1:
@@ -114,32 +99,14 @@ def find_previous_checkpoint(script: str, pretrain_pth: str, save_dir: Path, exp
         f"{root}). Train the {previous} stage first with the same --save_dir, or pass --pretrained PATH.")
 
 
-def build_script_network(cfg: Any) -> nn.Module:
-    """A randomly initialised network of the config's script."""
-    return fastseqtrack.build_network(cfg) if cfg.script == fastseqtrack.SCRIPT else build_network(cfg)
-
-
-def initialise_weights(net: nn.Module, cfg: Any, options: TrainOptions) -> None:
-    """Stage 1: MAE weights when present; stages 2/3: the previous stage's checkpoint; FastSeqTrack: ViT weights
-    for its encoder when present."""
-    if cfg.script == fastseqtrack.SCRIPT:
-        initialise_encoder(net, cfg.MODEL.PRETRAIN_FILE, PRETRAINED_DIR)  # type: ignore[arg-type]
-        return
-    if cfg.script in PREVIOUS_STAGE:
+def initialise_weights(net: nn.Module, cfg: Any, options: TrainOptions, family: Family) -> None:
+    """The previous stage's checkpoint, or the family's own initialisation (see the module docstring)."""
+    if family.previous_stage is not None:
         path = find_previous_checkpoint(cfg.script, cfg.MODEL.PRETRAIN_PTH, options.save_dir, options.pretrained)
         logger.info("%s starts from %s", cfg.script, path)
-        load_network_weights(net, path)
-        return
-    if cfg.MODEL.COORD_EMBED_INIT == "sincos":
-        net.backbone.init_sincos_coordinate_embeddings()
-    mae = Path(cfg.MODEL.PRETRAIN_FILE)
-    mae = mae if mae.is_absolute() else PRETRAINED_DIR / mae
-    if mae.is_file():
-        load_mae_weights(net, mae)
-    else:
-        logger.warning("MAE weights %s not found: stage 1 starts from a random initialisation, with the MAE sin-cos "
-                       "position table (put the MAE-Lite ViT-Tiny file there to reproduce the paper)", mae)
-        net.backbone.init_sincos_position_embeddings()
+        family.load_weights(net, path)
+    elif family.initialise is not None:
+        family.initialise(net, cfg, PRETRAINED_DIR)
 
 
 def resume_checkpoint(resume: Optional[str], checkpoint_dir: Path, net_type: str) -> Optional[Path]:
@@ -192,32 +159,32 @@ def build_trainer(options: TrainOptions, ctx: DistContext) -> Trainer:
     cfg = load_config(options.script, options.config, list(options.opts))
     save_dir = Path(options.save_dir).resolve()
     options.save_dir = save_dir
-    paths = run_paths(save_dir, cfg.script, cfg.name)
-    configure_logging(ctx, paths["log"])
+    family = get_family(cfg.script)
+    checkpoint_dir = run_layout.checkpoint_dir(save_dir, cfg.script, cfg.name)
+    configure_logging(ctx, run_layout.log_file(save_dir, cfg.script, cfg.name))
     seed_everything(options.seed + ctx.rank)
-    net_type = net_class_name(cfg.script)
-    resume_from = resume_checkpoint(options.resume, paths["checkpoints"], net_type)
+    resume_from = resume_checkpoint(options.resume, checkpoint_dir, family.net_class_name)
 
-    train_loader, val_loader = build_loaders(cfg, train_env_settings(), ctx, seed=options.seed,
-                                             use_lmdb=options.use_lmdb)
-    net = build_script_network(cfg)
+    train_loader, val_loader = family.loaders(cfg, train_env_settings(), ctx, seed=options.seed,
+                                              use_lmdb=options.use_lmdb)
+    net = family.build_network(cfg)
     if resume_from is None:
-        initialise_weights(net, cfg, options)
+        initialise_weights(net, cfg, options, family)
     net.to(ctx.device)
     if ctx.distributed:
         # Unused parameters exist by design (MAE remnants, sparse norm1/norm2, the previous-box embedding).
         net = nn.parallel.DistributedDataParallel(
             net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None, find_unused_parameters=True)
-    actor = build_actor(net, cfg, ctx.device)
+    actor = family.build_actor(net, cfg, ctx.device)
     optimizer = build_optimizer(net, cfg)
     scheduler = build_scheduler(optimizer, cfg)
     settings = TrainerSettings(
         max_epochs=cfg.TRAIN.EPOCH,
-        checkpoint_dir=paths["checkpoints"],
+        checkpoint_dir=checkpoint_dir,
         val_interval=cfg.TRAIN.VAL_EPOCH_INTERVAL,
         print_interval=cfg.TRAIN.PRINT_INTERVAL,
         amp=cfg.TRAIN.AMP,
-        tensorboard_dir=paths["tensorboard"],
+        tensorboard_dir=run_layout.tensorboard_dir(save_dir, cfg.script, cfg.name),
         use_wandb=options.use_wandb,
         run_name=f"{cfg.script}-{cfg.name}",
         settings_record={"script": cfg.script, "config": cfg.name, "cfg": cfg.to_dict(), "seed": options.seed,

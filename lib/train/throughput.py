@@ -16,12 +16,11 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from lib.config import load_config
-from lib.models.fartrack.network import build_network
-from lib.train.actors import SequenceActor, build_actor
+from lib.config.loader import load_config
+from lib.families import get_family
+from lib.train.actors import SequenceActor
 from lib.train.admin.environment import train_env_settings
 from lib.train.dataset.image_io import decoder_name
-from lib.train.data.loaders import build_loaders
 from lib.train.dataset.base import SequenceInfo, TrackingDataset
 from lib.train.distributed import DistContext
 from lib.train.optim import build_optimizer
@@ -65,6 +64,7 @@ def measure(script: str, config: str, opts: Sequence[Any] = (), *, samples: int 
             ) -> dict[str, Any]:
     """Measure the data side and the model side of one training stage on this machine (see the module docstring)."""
     cfg = load_config(script, config, list(opts))
+    family = get_family(script)
     if workers is not None:
         cfg = cfg.clone(["TRAIN.NUM_WORKER", workers])
     ctx = DistContext()
@@ -74,7 +74,7 @@ def measure(script: str, config: str, opts: Sequence[Any] = (), *, samples: int 
         timed.append(TimedDataset(dataset))
         return timed[-1]
 
-    loader, _ = build_loaders(cfg, train_env_settings(), ctx, seed=seed, use_lmdb=use_lmdb, wrap=wrap)
+    loader, _ = family.loaders(cfg, train_env_settings(), ctx, seed=seed, use_lmdb=use_lmdb, wrap=wrap)
     sampler = loader.dataset
     sampler.set_epoch(0)
     start = time.perf_counter()
@@ -96,8 +96,8 @@ def measure(script: str, config: str, opts: Sequence[Any] = (), *, samples: int 
     loader_samples = sum(map(_batch_samples, loaded))
     loaded = prefetched + loaded
 
-    net = build_network(cfg).train()
-    actor = build_actor(net, cfg, ctx.device)
+    net = family.build_network(cfg).train()
+    actor = family.build_actor(net, cfg, ctx.device)
     optimizer = build_optimizer(net, cfg)
     model: dict[str, float] = {"explore_seconds": 0.0, "update_seconds": 0.0}
     step_samples = 0
@@ -124,6 +124,7 @@ def measure(script: str, config: str, opts: Sequence[Any] = (), *, samples: int 
     step_seconds = model["explore_seconds"] + model["update_seconds"]
     return {
         "script": script,
+        "sequence_batches": family.sequence_batches,
         "config": cfg.name,
         "machine": {"cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
                     "torch": torch.__version__, "device": str(ctx.device), "image_decoder": decoder_name()},
@@ -139,7 +140,7 @@ def measure(script: str, config: str, opts: Sequence[Any] = (), *, samples: int 
 
 def format_report(result: dict[str, Any]) -> str:
     data_in, data_loader, step = result["data_in_process"], result["data_loader"], result["model_step"]
-    unit = "sequences" if result["script"] == "fartrack_sparse" else "samples"
+    unit = "sequences" if result["sequence_batches"] else "samples"
     lines = [
         f"{result['script']} / {result['config']}  (batch {result['batch_size']}, torch threads "
         f"{result['machine']['torch_threads']}, decoder {result['machine']['image_decoder']})",
@@ -148,7 +149,7 @@ def format_report(result: dict[str, Any]) -> str:
         f"the rest sampling + crops + augmentation)",
         f"  data, {result['workers']:2d} worker(s)   : {data_loader['samples_per_s']:8.2f} {unit}/s",
         f"  model step           : {step['samples_per_s']:8.2f} {unit}/s"
-        + (f"  ({100 * step['explore_fraction']:.0f}% exploration)" if result["script"] == "fartrack_sparse" else ""),
+        + (f"  ({100 * step['explore_fraction']:.0f}% exploration)" if result["sequence_batches"] else ""),
         f"  loader / model ratio : {data_loader['samples_per_s'] / step['samples_per_s']:8.2f} "
         f"({'data-bound' if data_loader['samples_per_s'] < step['samples_per_s'] else 'compute-bound'})",
     ]

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from lib.train.actors import Actor, unwrap
 from lib.train.distributed import DistContext, all_true, gather_objects, reduce_over_ranks
 from lib.utils.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
+from lib.utils.run_layout import checkpoint_name
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +42,6 @@ DATA_COUNTERS = ("failed_reads", "invalid_samples")
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN / inf loss or gradient; the run stops without writing a checkpoint."""
-
-
-def checkpoint_name(net_type: str, epoch: int) -> str:
-    """Official file name ``<NetClass>_ep%04d.pth.tar``."""
-    return f"{net_type}_ep{epoch:04d}.pth.tar"
-
-
-def list_checkpoints(directory: Path, net_type: str) -> list[Path]:
-    """Checkpoints of ``net_type`` in ``directory``, oldest epoch first (official resume takes the last)."""
-    pattern = re.compile(rf"^{re.escape(net_type)}_ep(\d+)\.pth\.tar$")
-    found = [(int(m.group(1)), p) for p in Path(directory).glob(f"{net_type}_ep*.pth.tar")
-             if (m := pattern.match(p.name))]
-    return [p for _, p in sorted(found)]
 
 
 def official_save_schedule(epoch: int, max_epochs: int) -> bool:

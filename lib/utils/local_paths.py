@@ -29,6 +29,22 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "FARTRACK_"
 
 
+def find_experiments_dir() -> Path:
+    """The folder of the experiment configs (``<script>/<name>.yaml``).
+
+    setup.py installs the repository's ``experiments/`` as package data ``lib/experiments/`` (package_dir
+    ``lib.experiments -> experiments``), so an installed copy has it next to its ``lib/utils``. A checkout (and an
+    editable install, whose ``lib`` is the checkout's) has no ``lib/experiments/`` and uses
+    ``<repo>/experiments/``. The installed copy is looked for first so that an unrelated top-level ``experiments``
+    folder in site-packages (the installed ``REPO_ROOT``) can never shadow it.
+    """
+    installed = Path(__file__).resolve().parents[1] / "experiments"
+    return installed if installed.is_dir() else REPO_ROOT / "experiments"
+
+
+EXPERIMENTS_DIR = find_experiments_dir()
+
+
 class LocalFileError(ValueError):
     """A local path file that is not plain data."""
 

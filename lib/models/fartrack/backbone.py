@@ -38,7 +38,14 @@ class BackboneSpec(CropGeometry):
     value_range: int = 2
     prenum: int = 3
     drop_path_rate: float = 0.1
-    sparse: bool = False
+    #: Blocks normalise with masked LayerNorm (``masknorm1`` / ``masknorm2``: statistics over the kept tokens only),
+    #: as in the official sparse stage. Its builder also registers ``pos_embed_z`` and ``prev_position_embeddings``,
+    #: which the forward never uses; they come with this option so the checkpoint layout matches.
+    masked_norm: bool = False
+    #: The vocabulary is ``nn.Embedding(max_norm=1)`` with its default N(0, 1) init, as the official sparse builder
+    #: makes it: every lookup renormalises the command rows in place, and the tied head reads the renormed rows.
+    #: False: the dense families' plain embedding, re-initialised with Kaiming normal (padding row included).
+    command_renorm: bool = False
 
     @property
     def num_command_tokens(self) -> int:
@@ -72,18 +79,19 @@ class FARTrackViT(nn.Module):
         # The official model builds pos_embed_z / z0 / z1 from one tensor, so they share storage: one
         # parameter registered under every name reproduces that (loading copies each key into it in turn,
         # so the last one, pos_embed_z1, wins, exactly as in the official code).
-        if spec.sparse:
+        if spec.masked_norm:
             self.pos_embed_z = pos_embed_z
         self.pos_embed_z0 = pos_embed_z
         self.pos_embed_z1 = pos_embed_z
         self.pos_embed_x = nn.Parameter(torch.zeros(1, spec.num_search_tokens, dim))
-        # Sparse family: max_norm=1 renormalises the looked-up command rows in place on every forward;
+        # command_renorm: max_norm=1 renormalises the looked-up command rows in place on every forward;
         # because the head is tied to this matrix, that also changes the logits of the command ids.
         self.word_embeddings = nn.Embedding(
-            vocab, dim, padding_idx=padding_id(spec.bins, spec.value_range), max_norm=1.0 if spec.sparse else None
+            vocab, dim, padding_idx=padding_id(spec.bins, spec.value_range),
+            max_norm=1.0 if spec.command_renorm else None,
         )
         self.position_embeddings = nn.Embedding(spec.num_command_tokens, dim)
-        if spec.sparse:
+        if spec.masked_norm:
             # Sized for PRENUM previous boxes; never used in forward (kept for the checkpoint layout).
             self.prev_position_embeddings = nn.Embedding(spec.num_command_tokens * spec.prenum, dim)
         self.patch_embed = PatchEmbed(
@@ -92,7 +100,7 @@ class FARTrackViT(nn.Module):
         rates = block_drop_path_rates(spec.num_blocks, spec.num_extension, spec.drop_path_rate)
 
         def make_block(rate: float) -> FARTrackBlock:
-            return FARTrackBlock(dim, spec.num_heads, spec.mlp_ratio, drop_path=rate, masked_norm=spec.sparse)
+            return FARTrackBlock(dim, spec.num_heads, spec.mlp_ratio, drop_path=rate, masked_norm=spec.masked_norm)
 
         self.blocks = nn.ModuleList(make_block(r) for r in rates[: spec.num_blocks])
         self.extension = nn.ModuleList(make_block(r) for r in rates[spec.num_blocks :])
@@ -114,7 +122,7 @@ class FARTrackViT(nn.Module):
                 nn.init.zeros_(module.bias)
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
-        if self.spec.sparse:
+        if self.spec.command_renorm:
             nn.init.normal_(self.word_embeddings.weight)
             with torch.no_grad():
                 self.word_embeddings.weight[self.word_embeddings.padding_idx].zero_()

@@ -2,17 +2,19 @@
 
 ``state_dict()`` equals the official one of the family (``identity`` first, then ``backbone.*``). The forward
 takes 5 templates and a search crop (ImageNet-normalised) and returns the raw logits of the four command tokens
-(x1, y1, x2, y2) over the shared 605-token vocabulary, plus per family:
+(x1, y1, x2, y2) over the shared 605-token vocabulary. What differs between the families are options of the network,
+not its family name (the family records in :mod:`lib.families` set them):
 
-* ``fartrack_distill``: ``layer_logits``, the shared head applied after depths 5 .. depth (shallow -> deep, the
-  last entry is ``logits``) -- 11 predictions for the 15-layer model, as supervised by the distillation stage;
-* ``fartrack_sparse``: ``template_scores`` (B, T, P), the attention every template token receives from the
-  centre search token summed over layers and averaged over heads, and ``template_keep`` (B, P), the keep-mask
-  of the newest template at the configured inference prune ratio (official: 37 of 49 kept).
-
-The sparse family also accepts ``template_keep`` (B, T, P) bool: pruned template tokens are removed as keys
-(official key-masking with masked LayerNorm) or, in eval mode by default, physically dropped from the sequence
-(numerically equivalent, faster).
+* ``layer_heads_from`` (``fartrack_distill``: 5): ``layer_logits``, the shared head applied after depths
+  ``layer_heads_from`` .. depth (shallow -> deep, the last entry is ``logits``) -- 11 predictions for the 15-layer
+  model, as supervised by the distillation stage;
+* ``template_scores`` (``fartrack_sparse``): ``template_scores`` (B, T, P), the attention every template token
+  receives from the centre search token summed over layers and averaged over heads, and ``template_keep`` (B, P),
+  the keep-mask of the newest template at the configured inference prune ratio (official: 37 of 49 kept). Such a
+  network also accepts ``template_keep`` (B, T, P) bool: pruned template tokens are removed as keys (official
+  key-masking with masked LayerNorm) or, in eval mode with ``drop_pruned_tokens``, physically dropped from the
+  sequence (numerically equivalent, faster);
+* the backbone's :class:`BackboneSpec` options ``masked_norm`` and ``command_renorm`` (``fartrack_sparse``).
 """
 from __future__ import annotations
 
@@ -26,33 +28,35 @@ from lib.models.fartrack.backbone import BackboneSpec, FARTrackViT
 from lib.models.fartrack.layers import ATTENTION_IMPLS
 from lib.models.fartrack.sparsify import inference_keep_mask, token_keep_vector
 
-FAMILIES = ("fartrack", "fartrack_distill", "fartrack_sparse")
-
-#: Official network class names: checkpoint ``net_type`` and file prefix ``<NetClass>_ep%04d.pth.tar``.
-NET_CLASS_NAMES = {"fartrack": "FARTrack", "fartrack_distill": "FARTrackDistill", "fartrack_sparse": "FARTrackSparse"}
-ACTOR_CLASS_NAMES = {family: name + "Actor" for family, name in NET_CLASS_NAMES.items()}
-
-#: First depth (1-based) whose prediction the distillation stage supervises (official: depths 5..15).
-FIRST_DISTILLED_DEPTH = 5
-
-#: Depths of the named variants (the paper's Tiny / Nano / Pico).
-VARIANT_DEPTHS = {"tiny": 15, "nano": 10, "pico": 6}
-
 class FARTrackNetwork(nn.Module):
     """``identity`` (per-slot embeddings: templates 0..T-1, then the search) and the ViT ``backbone``."""
 
-    def __init__(self, family: str, spec: BackboneSpec, depth: Optional[int] = None, test_prune_ratio: float = 0.25):
+    def __init__(
+        self,
+        spec: BackboneSpec,
+        *,
+        family: str = "fartrack",
+        net_type: str = "FARTrack",
+        depth: Optional[int] = None,
+        test_prune_ratio: float = 0.25,
+        template_scores: bool = False,
+        layer_heads_from: Optional[int] = None,
+    ) -> None:
         super().__init__()
-        if family not in FAMILIES:
-            raise ValueError(f"unknown FARTrack family {family!r}; choose one of {FAMILIES}")
-        if spec.sparse != (family == "fartrack_sparse"):
-            raise ValueError("BackboneSpec.sparse must be True exactly for the fartrack_sparse family")
+        #: Name of the family record that built the network and the official class name (checkpoint ``net_type``);
+        #: labels only, the forward never branches on them.
         self.family = family
+        self.net_type = net_type
         self.identity = nn.Parameter(torch.zeros(1, spec.num_templates + 1, spec.embed_dim))
         self.backbone = FARTrackViT(spec)
         nn.init.trunc_normal_(self.identity, std=0.02)
         self.depth = spec.num_layers if depth is None else depth
         self.test_prune_ratio = test_prune_ratio
+        #: Return the centre search token's attention to the template tokens and the newest template's keep-mask,
+        #: and accept ``template_keep`` (template sparsification).
+        self.template_scores = template_scores
+        #: Also apply the shared head after every depth from this one (1-based) on: ``layer_logits``.
+        self.layer_heads_from = layer_heads_from
         #: ``explicit`` reproduces the official attention arithmetic; ``sdpa`` is the fused fast path.
         self.attention = "explicit"
         #: In eval mode, physically drop pruned template tokens instead of masking them.
@@ -62,10 +66,6 @@ class FARTrackNetwork(nn.Module):
     @property
     def spec(self) -> BackboneSpec:
         return self.backbone.spec
-
-    @property
-    def net_type(self) -> str:
-        return NET_CLASS_NAMES[self.family]
 
     @property
     def depth(self) -> int:
@@ -115,8 +115,8 @@ class FARTrackNetwork(nn.Module):
         expected_search = (batch, 3, spec.search_size, spec.search_size)
         if tuple(search.shape) != expected_search:
             raise ValueError(f"search must be {expected_search}, got {tuple(search.shape)}")
-        if template_keep is not None and self.family != "fartrack_sparse":
-            raise ValueError(f"template_keep is only supported by fartrack_sparse, not {self.family}")
+        if template_keep is not None and not self.template_scores:
+            raise ValueError(f"template_keep needs a network with template_scores ({self.family} has none)")
 
         slot_ids = self.identity[:, : spec.num_templates].unsqueeze(2)
         template_tokens = (template_tokens + slot_ids).flatten(1, 2)
@@ -137,18 +137,17 @@ class FARTrackNetwork(nn.Module):
 
         num_template_tokens = template_tokens.shape[1]
         tokens = torch.cat([template_tokens, search_tokens, command_tokens], dim=1)
-        sparse = self.family == "fartrack_sparse"
-        score_query = num_template_tokens + spec.centre_search_index if sparse else None
-        head_depths = tuple(range(FIRST_DISTILLED_DEPTH, self.depth)) if self.family == "fartrack_distill" else ()
+        score_query = num_template_tokens + spec.centre_search_index if self.template_scores else None
+        head_depths = () if self.layer_heads_from is None else tuple(range(self.layer_heads_from, self.depth))
         tokens, scores, layer_logits = self.backbone.run_layers(
             tokens, self.depth, key_keep=key_keep, score_query=score_query, head_depths=head_depths,
             attention=self.attention,
         )
         logits = self.backbone.head(tokens[:, -spec.num_command_tokens :])
         out: dict[str, Any] = {"logits": logits}
-        if self.family == "fartrack_distill":
+        if self.layer_heads_from is not None:
             out["layer_logits"] = [*layer_logits, logits]
-        if sparse:
+        if self.template_scores:
             assert scores is not None
             out["template_scores"] = self._template_scores(scores[:, :num_template_tokens], template_keep, key_keep)
             out["template_keep"] = inference_keep_mask(out["template_scores"][:, -1], self.test_prune_ratio)
@@ -165,7 +164,7 @@ class FARTrackNetwork(nn.Module):
         return full
 
 
-def spec_from_config(cfg: Any, family: str) -> BackboneSpec:
+def spec_from_config(cfg: Any, *, masked_norm: bool = False, command_renorm: bool = False) -> BackboneSpec:
     """Derive every size of the network from a loaded config (no magic shapes)."""
     model, data = cfg.MODEL, cfg.DATA
     if model.BACKBONE.TYPE != "vit_tiny_patch16_224":
@@ -180,16 +179,6 @@ def spec_from_config(cfg: Any, family: str) -> BackboneSpec:
         value_range=model.RANGE,
         prenum=model.get("PRENUM", 3),
         drop_path_rate=cfg.TRAIN.DROP_PATH_RATE,
-        sparse=family == "fartrack_sparse",
-    )
-
-
-def build_network(cfg: Any, family: Optional[str] = None, depth: Optional[int] = None) -> FARTrackNetwork:
-    """Build a randomly initialised network of ``family`` (default: the config's script) from a config."""
-    family = family or cfg.script
-    return FARTrackNetwork(
-        family,
-        spec_from_config(cfg, family),
-        depth=cfg.MODEL.DEPTH if depth is None else depth,
-        test_prune_ratio=cfg.MODEL.SPARSE.TEST_PRUNE_RATIO,
+        masked_norm=masked_norm,
+        command_renorm=command_renorm,
     )

@@ -15,11 +15,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: Pruning ratios of the four candidate masks the official inference forward produces (37/25/13/5 of 49 kept);
-#: its tracker uses only the first.
-OFFICIAL_TEST_PRUNE_RATIOS = (0.25, 0.5, 0.75, 0.9)
-
-
 def num_pruned(num_tokens: int, prune_ratio: float) -> int:
     """Number of tokens removed from a template of ``num_tokens`` tokens (official ``int(P * ratio)``)."""
     if not 0.0 <= prune_ratio < 1.0:

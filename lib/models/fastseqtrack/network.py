@@ -39,11 +39,6 @@ from lib.models.common import CropGeometry, TemplateInput, stack_templates
 from lib.models.fastseqtrack.layers import DecoderLayer, EmbeddingToWord, LayerNorm
 from lib.utils.tokens import decode_argmax_plain
 
-#: The config script, the network class name (checkpoint ``net_type`` and file prefix) and the actor class name.
-SCRIPT = "fastseqtrack"
-NET_CLASS_NAME = "FastSeqTrack"
-ACTOR_CLASS_NAME = "FastSeqTrackActor"
-
 #: One tracking token per box coordinate, in this order.
 COORDINATES = ("cx", "cy", "w", "h")
 NUM_TRACK_TOKENS = len(COORDINATES)
@@ -170,11 +165,12 @@ class FastSeqTrackEncoder(nn.Module):
 class FastSeqTrackNetwork(nn.Module):
     """Encoder, bottleneck, decoder layers and the shared embedding-to-word network (see the module docstring)."""
 
-    family = SCRIPT
-    net_type = NET_CLASS_NAME
-
-    def __init__(self, spec: FastSeqTrackSpec, tau: float = 1.6) -> None:
+    def __init__(self, spec: FastSeqTrackSpec, tau: float = 1.6, *, family: str = "fastseqtrack",
+                 net_type: str = "FastSeqTrack") -> None:
         super().__init__()
+        #: Name of the family record that built the network and the checkpoint class name (labels only).
+        self.family = family
+        self.net_type = net_type
         self.spec = spec
         self.backbone = FastSeqTrackEncoder(spec)
         self.bottleneck = nn.Linear(spec.embed_dim, spec.decoder_dim)
@@ -323,10 +319,3 @@ def spec_from_config(cfg: Any) -> FastSeqTrackSpec:
         head_layers=model.HEAD.NUM_LAYERS,
         drop_path_rate=cfg.TRAIN.DROP_PATH_RATE,
     )
-
-
-def build_network(cfg: Any) -> FastSeqTrackNetwork:
-    """A randomly initialised FastSeqTrack network from a ``fastseqtrack`` config."""
-    if cfg.script != SCRIPT:
-        raise ValueError(f"build_network needs a {SCRIPT} config, got script {cfg.script!r}")
-    return FastSeqTrackNetwork(spec_from_config(cfg), tau=cfg.MODEL.DECODER.TAU)

@@ -16,7 +16,8 @@ from typing import Optional, Sequence as Seq
 import numpy as np
 
 from lib.test.analysis import exits, metrics
-from lib.test.analysis.results import find_result_file, read_result_file, tracker_results_dir
+from lib.test.analysis.results import find_result_file, read_result_file
+from lib.utils.run_layout import tracker_results_dir
 from lib.test.evaluation.data import Sequence
 
 logger = logging.getLogger(__name__)

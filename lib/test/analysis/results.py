@@ -13,21 +13,16 @@ from typing import Optional, Union
 
 import numpy as np
 
+from lib.utils.run_layout import SUBFOLDER_TAGS
+
 logger = logging.getLogger(__name__)
 
-#: Dataset tags whose results the runner writes into a sub-folder of the same name.
-SUBFOLDER_TAGS = ("got10k", "trackingnet")
 
 PathLike = Union[str, Path]
 
 
 class ResultFileError(ValueError):
     """A result file that cannot be scored; the message names the file and the 1-based line."""
-
-
-def tracker_results_dir(results_path: PathLike, script: str, config: str) -> Path:
-    """``<results_path>/<script>/<config>``, the folder the runner writes one tracker's results into."""
-    return Path(results_path) / script / config
 
 
 def find_result_file(results_dir: PathLike, seq_name: str, dataset_tag: str = "") -> Optional[Path]:

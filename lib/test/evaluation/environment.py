@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from lib.utils.local_paths import ENV_PREFIX, REPO_ROOT, Derived, read_local_file, resolve_paths
+from lib.utils.run_layout import RESULTS_SUBDIR
 
 LOCAL_FILE = REPO_ROOT / "lib" / "test" / "evaluation" / "local.py"
 LOCAL_FILE_ENV = "FARTRACK_TEST_LOCAL_FILE"
@@ -39,7 +40,7 @@ DATASET_FOLDERS = {
     "coco_path": "coco",
 }
 KEYS = {
-    "results_path": Derived("save_dir", "test/tracking_results"),
+    "results_path": Derived("save_dir", RESULTS_SUBDIR),
     "result_plot_path": Derived("save_dir", "test/result_plots"),
     "network_path": Derived("save_dir", "."),
     **{key: Derived("data_dir", folder) for key, folder in DATASET_FOLDERS.items()},

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lib.config.loader import load_config
+from lib.families import get_family
 from lib.test.evaluation.data import Sequence
 from lib.test.tracker.backends import InferenceOptions
+from lib.utils.run_layout import result_file
 
 logger = logging.getLogger(__name__)
-
-#: Dataset tags whose results the official runner writes into a sub-folder named after the tag.
-SUBFOLDER_TAGS = ("got10k", "trackingnet")
 
 
 class FrameReadError(RuntimeError):
@@ -49,9 +49,9 @@ def read_rgb(path: str) -> np.ndarray:
 
 
 def result_paths(results_dir: Path, seq: Sequence) -> tuple[Path, Path]:
-    """(boxes file, times file) of ``seq`` under ``results_dir``."""
-    folder = results_dir / seq.dataset if seq.dataset in SUBFOLDER_TAGS else results_dir
-    return folder / f"{seq.name}.txt", folder / f"{seq.name}_time.txt"
+    """(boxes file, times file) of ``seq`` under ``results_dir`` (:mod:`lib.utils.run_layout`)."""
+    return (result_file(results_dir, seq.name, seq.dataset),
+            result_file(results_dir, seq.name, seq.dataset, kind="time"))
 
 
 def _atomic_savetxt(path: Path, array: np.ndarray, fmt: str, delimiter: str = "\t") -> None:
@@ -64,16 +64,10 @@ def _atomic_savetxt(path: Path, array: np.ndarray, fmt: str, delimiter: str = "\
         tmp.unlink(missing_ok=True)
 
 
-def exits_path(results_dir: Path, seq: Sequence) -> Path:
-    """``<seq>_exits.txt`` next to the boxes file of ``seq``."""
-    box_path, _ = result_paths(results_dir, seq)
-    return box_path.with_name(f"{seq.name}_exits.txt")
-
-
 def write_exits(results_dir: Path, seq: Sequence, exits: SequenceType[int]) -> Path:
     """Write the per-frame exit indices of ``seq`` (call before :func:`write_results`: a present box file then
     means a complete result, exits included)."""
-    path = exits_path(results_dir, seq)
+    path = result_file(results_dir, seq.name, seq.dataset, kind="exits")
     _atomic_savetxt(path, np.asarray(exits, dtype=int), fmt="%d")
     return path
 
@@ -127,23 +121,18 @@ class TrackerSpec:
 
 
 def build_tracker(spec: TrackerSpec, device: str):
-    """Network from the checkpoint + the family's tracker with the config's test parameters."""
-    from lib.config import load_config
-    from lib.models.fartrack.network import build_network
-    from lib.models.fartrack.weights import load_network_weights
-    from lib.test.tracker.fartrack import FARTrackTracker, TrackerParams
-
+    """The family's network from the config, the checkpoint's weights (None: random, with a warning), and the
+    family's tracker with the config's test parameters and ``spec.options``."""
+    family = get_family(spec.script)
+    if not family.inference_paths and spec.depth is not None:
+        raise ValueError(f"{spec.script} has no depth option")
     cfg = load_config(spec.script, spec.config, list(spec.opts))
-    if spec.script == "fastseqtrack":
-        from lib.test.tracker.fastseqtrack import build_tracker as build_fastseqtrack_tracker
-
-        if spec.depth is not None:
-            raise ValueError("fastseqtrack has no --depth; its early exits are set by MODEL.DECODER.TAU")
-        return build_fastseqtrack_tracker(cfg, spec.checkpoint, device)
-    net = build_network(cfg, depth=spec.depth)
-    if spec.checkpoint is not None:
-        load_network_weights(net, spec.checkpoint)
-    return FARTrackTracker(net.to(device), TrackerParams.from_config(cfg), spec.options)
+    net = family.build_network(cfg, depth=spec.depth)
+    if spec.checkpoint is None:
+        logger.warning("no checkpoint given: %s keeps its random initialisation (smoke runs only)", net.net_type)
+    else:
+        family.load_weights(net, spec.checkpoint)
+    return family.build_tracker(net.to(device), cfg, spec.options)
 
 
 @dataclass

@@ -55,6 +55,9 @@ class NetworkBackend(Protocol):
 
     family: str
     spec: BackboneSpec
+    #: Whether the network scores and prunes template tokens (template sparsification): ``run`` then takes the
+    #: slots' keep-mask and returns the newest template's.
+    prunes_templates: bool
 
     def encode_template(self, crop: np.ndarray) -> Any: ...
 
@@ -173,6 +176,7 @@ class TorchBackend:
         self.kernels = options.resolved(self.device)
         self.family = net.family
         self.spec = net.spec
+        self.prunes_templates = net.template_scores
         self.net = _precision_network(net.eval(), options.precision, self.device).eval()
         if self.kernels.linear == "onednn":
             use_onednn_linears(self.net)

@@ -37,17 +37,16 @@ def decode_plain(logits: Tensor, bins: int, value_range: int) -> Tensor:
     return decode_argmax_plain(tokens, bins, value_range)
 
 
-#: Family -> (decode of (B, 4, V) logits to normalised x1 y1 x2 y2, early-frame template schedule).
-FAMILY_POLICIES: dict[str, tuple[Callable[[Tensor, int, int], Tensor], str]] = {
-    "fartrack": (decode_plain, "mode1"),
-    "fartrack_distill": (decode_plain, "distill"),
-    "fartrack_sparse": (decode_sparse_tracker, "mode1"),
-}
+#: Decodes of (B, 4, V) logits to normalised x1 y1 x2 y2: ``plain`` (official fartrack / distill trackers) and
+#: ``sparse`` (the official sparse tracker's, spec 7).
+DECODES: dict[str, Callable[[Tensor, int, int], Tensor]] = {"plain": decode_plain, "sparse": decode_sparse_tracker}
 
 
 @dataclass(frozen=True)
 class TrackerParams:
-    """Test-time sizes (``cfg.TEST``) and normalisation (``cfg.DATA``)."""
+    """Test-time sizes (``cfg.TEST``), normalisation (``cfg.DATA``), and the family's decode and early-frame
+    template schedule (:data:`DECODES`, :func:`~lib.test.tracker.template_memory.slot_indices`; set by the family
+    record)."""
 
     template_factor: float = 2.0
     template_size: int = 112
@@ -57,17 +56,24 @@ class TrackerParams:
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     template_sampling: str = "exponential"
     clip_margin: int = 10
+    decode: str = "plain"
+    template_schedule: str = "mode1"
+
+    def __post_init__(self) -> None:
+        if self.decode not in DECODES:
+            raise ValueError(f"unknown decode {self.decode!r}; choose one of {', '.join(DECODES)}")
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "TrackerParams":
+    def from_config(cls, cfg: Any, **overrides: Any) -> "TrackerParams":
         test = cfg.TEST
-        return cls(template_factor=test.TEMPLATE_FACTOR, template_size=test.TEMPLATE_SIZE,
-                   search_factor=test.SEARCH_FACTOR, search_size=test.SEARCH_SIZE,
-                   mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD))
+        return cls(**{**dict(template_factor=test.TEMPLATE_FACTOR, template_size=test.TEMPLATE_SIZE,
+                             search_factor=test.SEARCH_FACTOR, search_size=test.SEARCH_SIZE,
+                             mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD)), **overrides})
 
 
 class FARTrackTracker:
-    """One tracker for every family; the network's family selects the decode, schedule and pruning.
+    """One tracker for every family: ``params`` carries the decode and template schedule, the backend says whether
+    template tokens are pruned.
 
     ``net`` is a :class:`FARTrackNetwork` (run by a :class:`TorchBackend` with ``options``; default the fast path)
     or any :class:`NetworkBackend`, such as the ONNX Runtime one.
@@ -79,8 +85,8 @@ class FARTrackTracker:
             net = TorchBackend(net, options, mean=params.mean, std=params.std)
         self.backend = net
         self.params = params
-        self.decode, self.early_schedule = FAMILY_POLICIES[net.family]
-        self.sparse = net.family == "fartrack_sparse"
+        self.decode = DECODES[params.decode]
+        self.sparse = net.prunes_templates
         self.spec = net.spec
         self.num_slots = net.spec.num_templates
         self.state: list[float] = []
@@ -96,7 +102,8 @@ class FARTrackTracker:
         crop, _ = sample_target(image, box, self.params.template_factor, self.params.template_size)
         self.templates[self.num_stored] = self.backend.encode_template(crop)
         self.num_stored += 1
-        self.slots = slot_indices(self.num_stored, self.num_slots, self.early_schedule, self.params.template_sampling)
+        self.slots = slot_indices(self.num_stored, self.num_slots, self.params.template_schedule,
+                                  self.params.template_sampling)
         # Forget templates no later frame can select (slot indices never decrease); keeps memory bounded by use.
         keep_from = oldest_needed(self.num_stored, self.num_slots, self.params.template_sampling)
         for index in [i for i in self.templates if 0 < i < keep_from]:

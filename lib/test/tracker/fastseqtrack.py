@@ -26,8 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lib.models.fastseqtrack.network import FastSeqTrackNetwork, build_network, hanning_window
-from lib.models.fastseqtrack.weights import load_network_weights
+from lib.models.fastseqtrack.network import FastSeqTrackNetwork, hanning_window
 from lib.test.tracker.backends import normalise_crop
 from lib.utils.box_ops import checked_init_box, clip_box, map_box_back
 from lib.utils.crop import sample_target
@@ -132,15 +131,3 @@ class FastSeqTrackTracker:
             self.dynamic_template = self._template_tokens(image, self.state)
         return {"target_bbox": list(self.state), "best_score": float(decision.score[0]),
                 "exit": int(decision.exit[0])}
-
-
-def build_tracker(cfg: Any, checkpoint: Optional[Union[str, os.PathLike]],
-                  device: Union[str, torch.device] = "cpu") -> FastSeqTrackTracker:
-    """Network of a loaded ``fastseqtrack`` config, weights from ``checkpoint`` (None: random, with a warning), and
-    the tracker with the config's test settings."""
-    net = build_network(cfg)
-    if checkpoint is None:
-        logger.warning("no checkpoint given: FastSeqTrack keeps its random initialisation")
-    else:
-        load_network_weights(net, checkpoint)
-    return FastSeqTrackTracker(net.to(device), FastSeqTrackParams.from_config(cfg))

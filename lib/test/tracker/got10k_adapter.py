@@ -27,7 +27,7 @@ except ImportError as _error:  # pragma: no cover - depends on the environment
         "the got10k adapter needs the got10k toolkit: pip install got10k==0.1.3 six (or pip install -e '.[dev]')"
     ) from _error
 
-from lib.models.fartrack.network import NET_CLASS_NAMES
+from lib.families import get_family
 from lib.test.tracker.fartrack import FARTrackTracker
 
 __all__ = ["GOT10kTracker", "default_name", "to_rgb_array"]
@@ -38,8 +38,8 @@ def default_name(tracker: FARTrackTracker) -> str:
 
     For example ``FARTrackSparse_depth15_fast``; the depth is left out when the backend does not expose it (ONNX).
     """
-    parts = [NET_CLASS_NAMES[tracker.backend.family]]
     net = getattr(tracker.backend, "net", None)
+    parts = [net.net_type if net is not None else get_family(tracker.backend.family).net_class_name]
     if net is not None and hasattr(net, "depth"):
         parts.append(f"depth{net.depth}")
     options = getattr(tracker.backend, "options", None)

@@ -1,9 +1,11 @@
 """Build the training / validation loaders of a stage from its config (official ``build_dataloaders``, spec 6.1/6.3).
 
-* Stages 1 and 2 (``fartrack``, ``fartrack_distill``): :class:`FrameSampler` (causal, 5 templates + 1 search
+The family record (:mod:`lib.families`) says which of the two a stage uses:
+
+* :func:`build_frame_loaders` (stages 1 and 2, FastSeqTrack): :class:`FrameSampler` (causal, 5 templates + 1 search
   frame, max gap ``DATA.MAX_SAMPLE_INTERVAL``) with :class:`FrameProcessing` over ``DATA.TRAIN``; validation on
   ``DATA.VAL`` every ``TRAIN.VAL_EPOCH_INTERVAL`` epochs (an empty ``DATA.VAL.DATASETS_NAME`` disables it).
-* Stage 3 (``fartrack_sparse``): :class:`SequenceSampler` (5 sorted templates, ``DATA.SEARCH.NUMBER`` consecutive
+* :func:`build_sequence_loaders` (stage 3): :class:`SequenceSampler` (5 sorted templates, ``DATA.SEARCH.NUMBER`` consecutive
   search frames, max gap ``DATA.MAX_GAP``), raw images in lists; the official sequence trainer does not validate.
 
 Every process reads its own slice of the sample indices (``DistributedSampler`` without shuffling); samples are
@@ -70,19 +72,25 @@ def _loader(dataset: torch.utils.data.Dataset, batch_size: int, workers: int, ct
                       collate_fn=collate, drop_last=training, pin_memory=ctx.device.type == "cuda")
 
 
-def build_loaders(cfg: Any, env: TrainEnvSettings, ctx: DistContext, *, seed: int, use_lmdb: bool = False,
-                  wrap: Optional[DatasetWrapper] = None) -> tuple[DataLoader, Optional[DataLoader]]:
-    """(train loader, validation loader or None) of ``cfg.script``; ``wrap`` decorates every dataset (profiling)."""
+def build_sequence_loaders(cfg: Any, env: TrainEnvSettings, ctx: DistContext, *, seed: int, use_lmdb: bool = False,
+                           wrap: Optional[DatasetWrapper] = None) -> tuple[DataLoader, None]:
+    """(train loader of whole sequences, None): the official sequence trainer does not validate."""
+    data, train = cfg.DATA, cfg.TRAIN
+    datasets = build_datasets(list(data.TRAIN.DATASETS_NAME), list(data.TRAIN.DATASETS_RATIO), env, use_lmdb,
+                              "DATA.TRAIN", wrap)
+    sampler = SequenceSampler(datasets, list(data.TRAIN.DATASETS_RATIO), data.TRAIN.SAMPLE_PER_EPOCH,
+                              num_search_frames=data.SEARCH.NUMBER, num_template_frames=data.TEMPLATE.NUMBER,
+                              max_gap=data.MAX_GAP, seed=seed)
+    return _loader(sampler, train.BATCH_SIZE, worker_count(train.NUM_WORKER, ctx), ctx, True, collate_sequences), None
+
+
+def build_frame_loaders(cfg: Any, env: TrainEnvSettings, ctx: DistContext, *, seed: int, use_lmdb: bool = False,
+                        wrap: Optional[DatasetWrapper] = None) -> tuple[DataLoader, Optional[DataLoader]]:
+    """(train loader, validation loader or None) of frame samples; ``wrap`` decorates every dataset (profiling)."""
     data, train = cfg.DATA, cfg.TRAIN
     workers = worker_count(train.NUM_WORKER, ctx)
     datasets = build_datasets(list(data.TRAIN.DATASETS_NAME), list(data.TRAIN.DATASETS_RATIO), env, use_lmdb,
                               "DATA.TRAIN", wrap)
-    if cfg.script == "fartrack_sparse":
-        sampler = SequenceSampler(datasets, list(data.TRAIN.DATASETS_RATIO), data.TRAIN.SAMPLE_PER_EPOCH,
-                                  num_search_frames=data.SEARCH.NUMBER, num_template_frames=data.TEMPLATE.NUMBER,
-                                  max_gap=data.MAX_GAP, seed=seed)
-        return _loader(sampler, train.BATCH_SIZE, workers, ctx, True, collate_sequences), None
-
     processing = FrameProcessing.from_config(cfg)
 
     def frame_sampler(section: Any, section_seed: int, section_datasets: list[TrackingDataset]) -> FrameSampler:

@@ -1,0 +1,1 @@
+"""The FARTrack network, its layers, weight conversion, token sparsification and complexity counts."""
