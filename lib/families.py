@@ -210,7 +210,7 @@ def family_of_net_type(net_type: Any) -> Family:
     for family in FAMILIES.values():
         if family.net_class_name == net_type:
             return family
-    raise UnknownFamilyError(f"net_type {net_type!r} is not one of "
+    raise UnknownFamilyError(f"its net_type is {net_type!r}, not one of "
                              f"{', '.join(f.net_class_name for f in FAMILIES.values())}")
 
 

@@ -1,10 +1,12 @@
-"""Tests for lib.utils.checkpoint: safe loading of official checkpoints, family conversion, checked loading, saving."""
+"""Tests for the checkpoint code: safe loading of official checkpoints (lib.utils.checkpoint, lib.utils.safe_unpickle),
+key-layout conversion (lib.models.fartrack.checkpoint_keys), checked loading (lib.utils.state_dict), saving."""
 from __future__ import annotations
 
 import builtins
 import contextlib
 import io
 import os
+import subprocess
 import sys
 import types
 import zipfile
@@ -17,17 +19,9 @@ import pytest
 import torch
 from torch import nn
 
-from lib.utils.checkpoint import (
-    CheckpointError,
-    LoadReport,
-    convert_for_family,
-    extract_state_dict,
-    group_keys,
-    is_sparse_state_dict,
-    load_checkpoint_file,
-    load_state_dict_report,
-    save_checkpoint,
-)
+from lib.models.fartrack.checkpoint_keys import convert_state_dict, has_masked_norm_keys
+from lib.utils.checkpoint import CheckpointError, load_checkpoint_file, save_checkpoint
+from lib.utils.state_dict import LoadReport, extract_state_dict, group_keys, load_state_dict_report
 
 DIM = 4
 NUM_BLOCKS = 12
@@ -456,11 +450,11 @@ def test_mae_checkpoint_round_trip(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# family conversion
+# key-layout conversion (dense <-> sparse masked-norm)
 
 
 def test_dense_to_sparse_copies_norms(dense_state_dict: dict[str, torch.Tensor]) -> None:
-    converted, keep_own, dropped = convert_for_family(dense_state_dict, "fartrack_sparse")
+    converted, keep_own, dropped = convert_state_dict(dense_state_dict, masked_norm=True)
     assert keep_own == ["backbone.prev_position_embeddings.weight"] and dropped == []
     for group, count in (("blocks", NUM_BLOCKS), ("extension", NUM_EXTENSION)):
         for index in range(count):
@@ -470,7 +464,7 @@ def test_dense_to_sparse_copies_norms(dense_state_dict: dict[str, torch.Tensor])
                     copy = converted[f"backbone.{group}.{index}.masknorm{norm}.norm.{param}"]
                     assert torch.equal(copy, source) and copy.data_ptr() != source.data_ptr()
     assert torch.equal(converted["backbone.pos_embed_z"], dense_state_dict["backbone.pos_embed_z0"])
-    assert is_sparse_state_dict(converted)
+    assert has_masked_norm_keys(converted)
 
     torch.manual_seed(1)
     sparse = TinyFARTrack(sparse=True)
@@ -483,21 +477,20 @@ def test_dense_to_sparse_copies_norms(dense_state_dict: dict[str, torch.Tensor])
 
 def test_sparse_to_dense_drops_sparse_keys() -> None:
     sparse_state_dict = TinyFARTrack(sparse=True).state_dict()
-    converted, keep_own, dropped = convert_for_family(sparse_state_dict, "fartrack_distill")
+    converted, keep_own, dropped = convert_state_dict(sparse_state_dict, masked_norm=False)
     per_block = 4
     assert len(dropped) == (NUM_BLOCKS + NUM_EXTENSION) * per_block + 2
     assert {"backbone.pos_embed_z", "backbone.prev_position_embeddings.weight"} <= set(dropped)
-    assert keep_own == [] and not is_sparse_state_dict(converted)
+    assert keep_own == [] and not has_masked_norm_keys(converted)
     assert load_state_dict_report(TinyFARTrack(sparse=False), converted).ok
 
 
-def test_same_family_is_unchanged(dense_state_dict: dict[str, torch.Tensor]) -> None:
-    for family in ("fartrack", "fartrack_distill"):
-        converted, keep_own, dropped = convert_for_family(dense_state_dict, family)
-        assert converted == dense_state_dict and converted is not dense_state_dict
+def test_same_layout_is_unchanged(dense_state_dict: dict[str, torch.Tensor]) -> None:
+    sparse_state_dict = TinyFARTrack(sparse=True).state_dict()
+    for state_dict, masked_norm in ((dense_state_dict, False), (sparse_state_dict, True)):
+        converted, keep_own, dropped = convert_state_dict(state_dict, masked_norm)
+        assert converted == state_dict and converted is not state_dict
         assert keep_own == [] and dropped == []
-    with pytest.raises(CheckpointError, match="Unknown model family"):
-        convert_for_family(dense_state_dict, "fartrack_seq")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -629,3 +622,49 @@ def test_saved_state_dict_prefixes_are_stripped(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "c.pth", net={"module.w": torch.ones(1)}, epoch=0, net_type="X", actor_type="Y")
     buffer = io.BytesIO(path.read_bytes())
     assert list(torch.load(buffer, weights_only=True)["net"]) == ["w"]
+
+
+def test_save_rejects_bad_state_dicts(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt.pth"
+    with pytest.raises(CheckpointError, match="non-tensor values at: w"):
+        save_checkpoint(path, net={"w": 1.0}, epoch=1, net_type="X", actor_type="Y")
+    with pytest.raises(CheckpointError, match="collides"):
+        save_checkpoint(path, net={"module.w": torch.ones(1), "w": torch.ones(1)}, epoch=1, net_type="X",
+                        actor_type="Y")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the general safe unpickler and the module boundaries
+
+
+def test_safe_unpickle_records_the_configured_package_only(tmp_path: Path) -> None:
+    from lib.utils.safe_unpickle import RecordPolicy, SafeLoadError, load_inert, to_plain
+
+    cls = _make_class("otherpkg", "Thing")
+    path = tmp_path / "other.pth"
+    with official_modules_registered({"Thing": cls}):
+        obj = cls()
+        obj.x = np.float32(1.5)
+        torch.save({"thing": obj}, path)
+    with pytest.raises(SafeLoadError, match=r"otherpkg\.Thing.*NOT unpickled"):
+        load_inert(path, RecordPolicy(package="lib"))
+    loaded = load_inert(path, RecordPolicy(package="otherpkg"))
+    assert type(loaded["thing"]).official_name == "otherpkg.Thing"
+    assert to_plain(loaded) == {"thing": {"__class__": "otherpkg.Thing", "x": 1.5}}
+    assert "otherpkg" not in sys.modules
+
+
+def test_checkpoint_utils_import_no_model_or_family_code() -> None:
+    """lib/utils sits below the models and the family records: no import cycle through them."""
+    modules = ("lib.utils.safe_unpickle", "lib.utils.state_dict", "lib.utils.checkpoint")
+    code = (
+        f"import sys, importlib\n"
+        f"for name in {modules!r}:\n"
+        f"    importlib.import_module(name)\n"
+        f"bad = sorted(m for m in sys.modules if m.startswith(('lib.models', 'lib.families')))\n"
+        f"assert not bad, bad\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr

@@ -18,7 +18,7 @@ import onnx  # noqa: E402
 
 from lib.api import load_network  # noqa: E402
 from lib.config.loader import load_config  # noqa: E402
-from lib.families import OFFICIAL_CONFIGS
+from lib.families import OFFICIAL_CONFIGS, get_family
 from lib.export import OPSET, OnnxBackend, OnnxModelError, OnnxModelInfo, export_onnx  # noqa: E402
 from lib.export.onnx_runtime import METADATA_PREFIX  # noqa: E402
 from lib.models.fartrack.sparsify import training_keep_mask  # noqa: E402
@@ -44,7 +44,7 @@ class Exported:
         cfg = load_config(family, OFFICIAL_CONFIGS[family])
         self.net = load_network(family, OFFICIAL_CONFIGS[family], depth=DEPTHS[family])
         self.pristine = copy.deepcopy(self.net)
-        self.params = TrackerParams.from_config(cfg)
+        self.params = get_family(family).tracker_params(cfg)  # with the family's decode and template schedule
         self.report = export_onnx(self.net, folder / f"{family}.onnx", self.params)
         self.path = self.report.path
         self.export_left_net_untouched = all(
@@ -154,7 +154,7 @@ def test_metadata_round_trip_and_graph_signature(exported):
                        "template_keep_newest": ((1, spec.tokens_per_template), "tensor(bool)")}
     dense = OnnxBackend(exported("fartrack").path)
     assert [node.name for node in dense.session.get_inputs()] == ["templates", "search"]
-    assert dense.info.depth == 6 and not dense.info.sparse
+    assert dense.info.depth == 6 and not dense.info.template_scores
 
 
 def test_missing_corrupt_and_foreign_files_fail_clearly(exported, tmp_path):

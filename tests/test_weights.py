@@ -10,11 +10,10 @@ import torch
 
 from lib.api import load_network
 from lib.config.loader import load_config
-from lib.models.fartrack.network import NET_CLASS_NAMES, build_network
+from lib.families import OFFICIAL_CONFIGS, build_network, get_family
 from lib.models.fartrack.weights import load_mae_weights
 from lib.utils.checkpoint import CheckpointError, save_checkpoint
 from test_checkpoint import OFFICIAL_MODULES, save_as_official
-from lib.families import OFFICIAL_CONFIGS
 from test_model import make_inputs, make_net
 
 
@@ -27,7 +26,8 @@ def official_checkpoint(net, path, epoch=500):
     meter = OFFICIAL_MODULES["lib.train.admin.stats"]["AverageMeter"](np.float64(0.5))
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
     ckpt = {
-        "epoch": epoch, "actor_type": NET_CLASS_NAMES[net.family] + "Actor", "net_type": NET_CLASS_NAMES[net.family],
+        "epoch": epoch, "actor_type": get_family(net.family).actor_class_name,
+        "net_type": get_family(net.family).net_class_name,
         "net": net.state_dict(), "net_info": None, "constructor": None, "optimizer": optimizer.state_dict(),
         "stats": OrderedDict(train=OrderedDict(Loss=meter)), "settings": settings,
     }
@@ -37,7 +37,7 @@ def official_checkpoint(net, path, epoch=500):
 @pytest.mark.parametrize("family", list(OFFICIAL_CONFIGS))
 def test_official_checkpoint_with_pickled_settings_loads_strictly_and_reproduces_outputs(family, tmp_path):
     source = make_net(family, seed=3)
-    path = official_checkpoint(source, tmp_path / f"{NET_CLASS_NAMES[family]}_ep0500.pth.tar")
+    path = official_checkpoint(source, tmp_path / f"{get_family(family).net_class_name}_ep0500.pth.tar")
     loaded = load_network(family, OFFICIAL_CONFIGS[family], checkpoint=path)
     templates, search = make_inputs(batch=1)
     with torch.no_grad():

@@ -13,20 +13,14 @@ Exit status 1 on any error (no results at all, a malformed result file, a datase
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.test.analysis.exits import exit_table  # noqa: E402
-from lib.test.analysis.report import (EvaluationError, evaluate_trackers, markdown_table,  # noqa: E402
-                                      per_sequence_table, to_json)
-from lib.test.analysis.results import ResultFileError  # noqa: E402
-from lib.test.evaluation.datasets import DATASET_NAMES, DatasetError  # noqa: E402
-from lib.test.evaluation.environment import env_settings  # noqa: E402
+from lib.test.analysis.cli import run_analysis  # noqa: E402
+from lib.test.evaluation.datasets import DATASET_NAMES  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,35 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    args = parse_args(argv)
-    env = env_settings()
-    if args.results_path is not None:
-        env = replace(env, results_path=args.results_path.resolve())
-    try:
-        scores = evaluate_trackers(args.tracker, args.dataset, env)
-    except (EvaluationError, DatasetError, ResultFileError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-
-    print(f"\n{args.dataset}\n")
-    print(markdown_table(scores))
-    for s in scores:
-        if s.missing:
-            print(f"\n{s.name}: no results for {len(s.missing)} sequence(s), left out: {', '.join(s.missing)}")
-        if s.exit_counts:
-            print(f"\n{s.name}: early exits over {sum(s.exit_counts.values())} tracked frames\n")
-            print(exit_table(s.name, s.exit_counts))
-        if args.per_sequence:
-            print("\n" + per_sequence_table(s))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(to_json(args.dataset, scores), indent=2))
-        print(f"\nwrote {args.out}")
-    if args.plot:
-        from lib.test.analysis.plots import plot_curves
-        plot_dir = args.plot_dir or Path(env.result_plot_path) / args.dataset
-        plot_curves(scores, args.dataset, plot_dir)  # logs each PNG written
-    return 0
+    return run_analysis(**vars(parse_args(argv)))
 
 
 if __name__ == "__main__":

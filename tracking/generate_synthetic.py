@@ -14,27 +14,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.synthetic import DATASETS, LEVELS, SyntheticConfig, SyntheticDataError, write_synthetic_data  # noqa: E402
-from lib.train.admin.environment import train_env_settings  # noqa: E402
-from lib.utils.local_paths import LocalFileError  # noqa: E402
-
-# Count options generated from the SyntheticConfig fields named after a dataset (--got10k_train, --lasot_test ...).
-COUNT_FIELDS = [item.name for item in fields(SyntheticConfig) if item.name.split("_")[0] in DATASETS]
-
-
-def _describe(name: str, entry: dict) -> str:
-    state = "skipped (same parameters)" if entry["skipped"] else "generated"
-    if name == "coco":
-        counts = f"{entry['images']} images, {entry['annotations']} objects (+{entry['crowd_annotations']} crowd)"
-    else:
-        splits = ", ".join(f"{split} {entry[split]}" for split in ("train", "val", "test") if split in entry)
-        counts = f"{splits} sequences, {entry['frames']} frames ({entry['absent_frames']} with the target absent)"
-    return f"  {name:<12} {state}: {counts}"
+from lib.synthetic import DATASETS, LEVELS, SyntheticConfig  # noqa: E402
+from lib.synthetic.cli import COUNT_FIELDS, run_generate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,33 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
-
-    try:
-        settings_dir = train_env_settings().data_dir
-        data_dir = args.data_dir or settings_dir
-        config = SyntheticConfig(seed=args.seed, difficulty=args.difficulty, salience=args.salience, image_size=tuple(args.image_size),
-                                 **{name: getattr(args, name) for name in COUNT_FIELDS})
-        if args.frames is not None:
-            config = config.with_frames(args.frames)
-        summary = write_synthetic_data(data_dir, config, datasets=args.datasets, force=args.force,
-                                       progress=not args.quiet)
-    except (SyntheticDataError, LocalFileError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-
-    width, height = config.image_size
-    print(f"synthetic data in {summary['data_dir']} (seed {config.seed}, difficulty {config.difficulty}, "
-          f"{width}x{height}):")
-    for name, entry in summary["datasets"].items():
-        print(_describe(name, entry))
-    if summary["frames"]:
-        print(f"{summary['frames']} frames in {summary['seconds']:.1f} s ({summary['frames_per_second']:.0f} frames/s)")
-    lasot = summary["datasets"].get("lasot")
-    if lasot:
-        print(f"LaSOT test sequences (get_dataset('lasot', sequences=...)): {' '.join(lasot['test_sequences'])}")
-    if Path(summary["data_dir"]) != settings_dir.resolve():
-        print(f"point the path settings at it: export FARTRACK_DATA_DIR={summary['data_dir']}")
-    return 0
+    return run_generate(**vars(args))
 
 
 if __name__ == "__main__":

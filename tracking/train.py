@@ -14,25 +14,14 @@ with the reason when the run cannot start or stops (missing data, non-finite los
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import logging
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.config.loader import ConfigError  # noqa: E402
-
-from lib.families import FAMILY_NAMES
-from lib.train.dataset.base import TrainDatasetError  # noqa: E402
-from lib.train.distributed import started_by_torchrun  # noqa: E402
-from lib.train.run import DEFAULT_SEED, TrainingSetupError, TrainOptions, run_training  # noqa: E402
-from lib.train.trainer import NonFiniteLossError  # noqa: E402
-from lib.utils.checkpoint import CheckpointError  # noqa: E402
-
-logger = logging.getLogger("train")
+from lib.families import FAMILY_NAMES  # noqa: E402
+from lib.train.cli import run_train_command  # noqa: E402
+from lib.train.run import DEFAULT_SEED  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -59,49 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def launch_torchrun(args: argparse.Namespace, argv: list[str]) -> int:
-    """Re-run this script under torchrun with the same arguments (minus the launcher ones)."""
-    forwarded, skip = [], False
-    for item in argv:
-        if skip:
-            skip = False
-            continue
-        name = item.split("=", 1)[0]
-        if name in ("--mode", "--nproc_per_node", "--master_port"):
-            skip = "=" not in item
-            continue
-        forwarded.append(item)
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.nproc_per_node}"]
-    command += [f"--master_port={args.master_port}"] if args.master_port else ["--standalone"]
-    command += [str(Path(__file__).resolve()), *forwarded]
-    logging.getLogger("train").info("launching: %s", " ".join(command))
-    return subprocess.call(command, env=os.environ.copy())
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    if args.mode == "multiple" and not started_by_torchrun():
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-        return launch_torchrun(args, argv)
-    if args.use_wandb and importlib.util.find_spec("wandb") is None:
-        logger.error("--use_wandb 1 needs the wandb package: pip install -e '.[wandb]'")
-        return 1
-    options = TrainOptions(
-        script=args.script, config=args.config, save_dir=args.save_dir, opts=args.opts, seed=args.seed,
-        use_lmdb=bool(args.use_lmdb), use_wandb=bool(args.use_wandb), resume=args.resume, pretrained=args.pretrained,
-        device=args.device, argv=["tracking/train.py", *argv],
-    )
-    try:
-        run_training(options)
-    except (ConfigError, TrainDatasetError, TrainingSetupError, CheckpointError, NonFiniteLossError,
-            FileNotFoundError) as error:
-        logger.error("training failed: %s", error)
-        return 1
-    except KeyboardInterrupt:
-        logger.error("interrupted; resume with --resume (continues from the last checkpoint written)")
-        return 130
-    return 0
+    return run_train_command(Path(__file__).resolve(), argv, **vars(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -10,18 +10,14 @@ speed does not depend on the weights.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.config.loader import ConfigError  # noqa: E402
-
-from lib.families import FAMILY_NAMES
-from lib.train.dataset.base import TrainDatasetError  # noqa: E402
-from lib.train.throughput import format_report, measure  # noqa: E402
+from lib.families import FAMILY_NAMES  # noqa: E402
+from lib.train.cli import run_throughput_command  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,23 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=32, help="samples produced in process")
     parser.add_argument("--batches", type=int, default=8, help="batches timed through the DataLoader")
     parser.add_argument("--steps", type=int, default=3, help="model steps timed (after one warm-up step)")
-    parser.add_argument("--workers", type=int, help="DataLoader workers (default: TRAIN.NUM_WORKER, capped at the CPUs)")
+    parser.add_argument("--workers", type=int,
+                        help="DataLoader workers (default: TRAIN.NUM_WORKER, capped at the CPUs)")
     parser.add_argument("--use_lmdb", type=int, choices=(0, 1), default=0)
     parser.add_argument("--opts", nargs="+", default=[], help="config overrides KEY VALUE [KEY VALUE ...]")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        result = measure(args.script, args.config, args.opts, samples=args.samples, batches=args.batches,
-                         steps=args.steps, workers=args.workers, use_lmdb=bool(args.use_lmdb))
-    except (ConfigError, TrainDatasetError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(format_report(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
-    return 0
+    return run_throughput_command(**vars(args))
 
 
 if __name__ == "__main__":

@@ -17,24 +17,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
-from lib.api import build_tracker  # noqa: E402
-from lib.config.loader import ConfigError, load_config  # noqa: E402
-from lib.families import FAMILY_NAMES
-from lib.test.demo import DemoError, open_source, resolve_initial_box, run_demo, should_show  # noqa: E402
-from lib.test.evaluation.environment import env_settings  # noqa: E402
+from lib.families import FAMILY_NAMES  # noqa: E402
+from lib.test.demo import run_video_demo  # noqa: E402
 from lib.test.tracker.backends import PRECISIONS  # noqa: E402
-from lib.utils.checkpoint import CheckpointError  # noqa: E402
-from tracking.test import default_checkpoint  # noqa: E402
-
-logger = logging.getLogger("video_demo")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,68 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.max_frames is not None and args.max_frames < 1:
-        logger.error("--max_frames must be at least 1, got %d", args.max_frames)
-        return 2
-    try:
-        cfg = load_config(args.script, args.config)
-    except (ConfigError, FileNotFoundError) as error:
-        logger.error("%s", error)
-        return 2
-    config_name = cfg.name or Path(args.config).stem
-    env = env_settings()
-
-    checkpoint = args.checkpoint
-    if args.random_weights:
-        logger.warning("--random_weights: the network keeps its random initialisation; the boxes are meaningless")
-    elif checkpoint is None:
-        checkpoint = default_checkpoint(Path(env.save_dir), args.script, config_name, cfg.TEST.EPOCH)
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        logger.error("checkpoint %s not found: pass --checkpoint PATH (or --random_weights for a smoke run)",
-                     checkpoint)
-        return 2
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-    try:
-        source = open_source(args.source)
-    except DemoError as error:
-        logger.error("%s", error)
-        return 2
-    with source:
-        show = should_show(args.show)
-        frames = iter(source)
-        try:
-            first_frame = next(frames, None)
-            if first_frame is None:
-                raise DemoError(f"no frame could be read from {args.source}")
-            init_box = resolve_initial_box(args.optional_box, source, first_frame, can_select=show)
-        except DemoError as error:
-            logger.error("%s", error)
-            return 2
-        try:
-            tracker = build_tracker(args.script, args.config, checkpoint, device=device, depth=args.depth,
-                                    precision=args.precision, faithful=args.faithful, threads=args.threads)
-        except (ValueError, CheckpointError, FileNotFoundError) as error:
-            logger.error("cannot build the tracker: %s", error)
-            return 2
-        video_path = args.output or Path(env.save_dir) / "demo" / f"{source.label}_{args.script}.mp4"
-        results_path = video_path.with_suffix(".txt") if args.save_results else None
-        logger.info("tracking %s (%s) from box %s", args.source, source.kind, init_box)
-        try:
-            summary = run_demo(tracker, source, frames, first_frame, init_box, video_path=video_path,
-                               results_path=results_path, show=show, progress=not args.no_progress,
-                               max_frames=args.max_frames)
-        except DemoError as error:
-            logger.error("tracking stopped: %s", error)
-            return 1
-
-    fps = "n/a (a single frame)" if math.isnan(summary.fps) else f"{summary.fps:.1f}"
-    counted = f"{summary.frames} frame{'s' if summary.frames != 1 else ''}"
-    print(f"tracked {counted}; mean FPS {fps} (tracking only, frames after the first)")
-    print(f"annotated video: {summary.video_path}")
-    if summary.results_path is not None:
-        print(f"boxes and scores: {summary.results_path}")
-    return 0
+    return run_video_demo(**vars(args))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ output, the boxes-and-scores file and the optional window.
   ``DISPLAY`` or ``WAYLAND_DISPLAY`` set) *and* this OpenCV build has GUI support (the pip
   ``opencv-python-headless`` wheel has none). Otherwise the demo logs that it runs headless. In the window, ``q``
   or Esc stops the run; Ctrl+C stops it anywhere, and what was tracked so far is kept.
+* **The command** (:func:`run_video_demo`, behind ``tracking/video_demo.py``): the checkpoint (``--checkpoint``,
+  else the official location for ``TEST.EPOCH``, or none with ``--random_weights``), the tracker from
+  :func:`lib.api.build_tracker`, the default output ``<save_dir>/demo/<source>_<script>.mp4`` and the exit status:
+  0 done, 2 bad input, 1 tracking failed.
 """
 from __future__ import annotations
 
@@ -33,7 +37,14 @@ from typing import Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
+
+from lib.api import build_tracker
+from lib.config.loader import ConfigError, load_config
+from lib.test.evaluation.environment import env_settings
+from lib.test.evaluation.run_benchmark import config_name, default_checkpoint
+from lib.utils.checkpoint import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -407,3 +418,84 @@ def run_demo(tracker, source: FrameSource, frames: Iterator[np.ndarray], first_f
             cv2.destroyAllWindows()
     return DemoSummary(count, track_seconds, writer.path if writer is not None else None,
                        results.path if results is not None else None, stopped_early)
+
+
+# ---------------------------------------------------------------------------------------------------- the CLI
+#: The log name of ``tracking/video_demo.py`` (its messages read ``INFO video_demo: ...``).
+cli_logger = logging.getLogger("video_demo")
+
+
+def demo_checkpoint(script: str, config: str, checkpoint: Optional[Path], random_weights: bool) -> Optional[Path]:
+    """The weights of a demo run: ``checkpoint``, else (without ``random_weights``) the official location for
+    ``TEST.EPOCH``, else None. Raises DemoError when the file is missing, ConfigError / FileNotFoundError when the
+    config cannot be loaded."""
+    cfg = load_config(script, config)
+    if random_weights:
+        cli_logger.warning("--random_weights: the network keeps its random initialisation; the boxes are meaningless")
+    elif checkpoint is None:
+        checkpoint = default_checkpoint(env_settings().save_dir, script, config_name(cfg, config), cfg.TEST.EPOCH)
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise DemoError(f"checkpoint {checkpoint} not found: pass --checkpoint PATH (or --random_weights for a smoke "
+                        f"run)")
+    return checkpoint
+
+
+def print_summary(summary: DemoSummary) -> None:
+    """The lines ``tracking/video_demo.py`` prints at the end of a run."""
+    fps = "n/a (a single frame)" if math.isnan(summary.fps) else f"{summary.fps:.1f}"
+    counted = f"{summary.frames} frame{'s' if summary.frames != 1 else ''}"
+    print(f"tracked {counted}; mean FPS {fps} (tracking only, frames after the first)")
+    print(f"annotated video: {summary.video_path}")
+    if summary.results_path is not None:
+        print(f"boxes and scores: {summary.results_path}")
+
+
+def run_video_demo(script: str, config: str, source: str, *, optional_box: Optional[Sequence[float]] = None,
+                   checkpoint: Optional[Path] = None, random_weights: bool = False, save_results: bool = False,
+                   output: Optional[Path] = None, show: bool = False, device: Optional[str] = None,
+                   depth: Optional[int] = None, precision: str = "fp32", faithful: bool = False,
+                   threads: Optional[int] = None, max_frames: Optional[int] = None, no_progress: bool = False) -> int:
+    """Run ``tracking/video_demo.py``'s job (its options, same names): 0 done, 2 bad input, 1 tracking failed."""
+    if max_frames is not None and max_frames < 1:
+        cli_logger.error("--max_frames must be at least 1, got %d", max_frames)
+        return 2
+    try:
+        checkpoint = demo_checkpoint(script, config, checkpoint, random_weights)
+    except (ConfigError, FileNotFoundError, DemoError) as error:
+        cli_logger.error("%s", error)
+        return 2
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        frame_source = open_source(source)
+    except DemoError as error:
+        cli_logger.error("%s", error)
+        return 2
+    with frame_source:
+        show = should_show(show)
+        frames = iter(frame_source)
+        try:
+            first_frame = next(frames, None)
+            if first_frame is None:
+                raise DemoError(f"no frame could be read from {source}")
+            init_box = resolve_initial_box(optional_box, frame_source, first_frame, can_select=show)
+        except DemoError as error:
+            cli_logger.error("%s", error)
+            return 2
+        try:
+            tracker = build_tracker(script, config, checkpoint, device=device, depth=depth, precision=precision,
+                                    faithful=faithful, threads=threads)
+        except (ValueError, CheckpointError, FileNotFoundError) as error:
+            cli_logger.error("cannot build the tracker: %s", error)
+            return 2
+        video_path = output or Path(env_settings().save_dir) / "demo" / f"{frame_source.label}_{script}.mp4"
+        results_path = video_path.with_suffix(".txt") if save_results else None
+        cli_logger.info("tracking %s (%s) from box %s", source, frame_source.kind, init_box)
+        try:
+            summary = run_demo(tracker, frame_source, frames, first_frame, init_box, video_path=video_path,
+                               results_path=results_path, show=show, progress=not no_progress,
+                               max_frames=max_frames)
+        except DemoError as error:
+            cli_logger.error("tracking stopped: %s", error)
+            return 1
+    print_summary(summary)
+    return 0

@@ -13,24 +13,39 @@ What is timed (every number says which):
 
 Every timing is one call, after warm-up, with the device synchronised before and after (CUDA), so the median and
 p90 are per-call latencies, not throughput over overlapped calls.
+
+:func:`profile` runs every depth and inference path (:data:`PATHS`, :data:`ONNX_PATH`) of ``tracking/profile_model.py``
+and :func:`run_profile` is that command: the table, the JSON file and the exit status (0 done, 2 bad arguments or
+inputs).
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import platform
 import statistics
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.ops import box_iou
 
+from lib.config.loader import ConfigError, load_config
+from lib.families import get_family
+from lib.models.fartrack.complexity import count_macs, paper_param_count
+from lib.models.fartrack.network import FARTrackNetwork
 from lib.models.fartrack.sparsify import num_pruned
 from lib.models.onednn import flop_formulas, onednn_available, onednn_linear
-from lib.test.tracker.backends import TorchBackend
+from lib.test.evaluation.running import TrackerSpec, build_tracker, read_rgb
+from lib.test.tracker.backends import InferenceOptions, TorchBackend
 from lib.test.tracker.fartrack import FARTrackTracker
+from lib.utils.box_ops import box_xywh_to_xyxy
 from lib.utils.crop import sample_target
 
 
@@ -183,3 +198,198 @@ def environment(device: torch.device, threads: int) -> dict:
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
     return info
+
+
+# ---------------------------------------------------------------------------------------------------- profile runs
+#: The log name of ``tracking/profile_model.py`` (its messages read ``INFO profile_model: ...``).
+cli_logger = logging.getLogger("profile_model")
+
+#: The real frames profiled by default: ``<repo>/../shared/data/real-sequences/otb_Human3_first100``.
+DEFAULT_FRAMES = Path(__file__).resolve().parents[3] / "shared" / "data" / "real-sequences" / "otb_Human3_first100"
+#: The inference paths of the FARTrack families, by name.
+PATHS = {
+    "faithful": InferenceOptions.faithful(),
+    "fast": InferenceOptions(),
+    "fast-torch": InferenceOptions(attention="sdpa", linear="torch"),
+    "bf16": InferenceOptions(precision="bf16"),
+    "fp16": InferenceOptions(precision="fp16"),
+    "int8": InferenceOptions(precision="int8"),
+    "cuda-graphs": InferenceOptions(cuda_graphs=True),
+    "fp16-cuda-graphs": InferenceOptions(precision="fp16", cuda_graphs=True),
+}
+#: The exported graph run by ONNX Runtime (CPU execution provider); needs the ``onnx`` extras.
+ONNX_PATH = "onnx"
+#: The one path of families without inference paths (FastSeqTrack).
+DEFAULT_PATH = "default"
+
+
+def load_frames(folder: Path, count: int) -> tuple[list[np.ndarray], list[float]]:
+    """The first ``count`` images of ``folder`` (RGB) and the first ``groundtruth.txt`` box."""
+    paths = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
+    gt_file = folder / "groundtruth.txt"
+    if len(paths) < 2 or not gt_file.is_file():
+        raise FileNotFoundError(f"{folder} needs at least two images and a groundtruth.txt (pass --frames_dir)")
+    first = gt_file.read_text().splitlines()[0].replace("\t", ",").replace(" ", ",")
+    init_box = [float(v) for v in first.split(",") if v][:4]
+    return [read_rgb(str(p)) for p in paths], init_box
+
+
+def track_boxes(tracker: Any, frames: list[np.ndarray], init_box: list[float]) -> torch.Tensor:
+    tracker.initialize(frames[0], {"init_bbox": init_box})
+    boxes = [tracker.track(frame)["target_bbox"] for frame in frames[1:]]
+    return torch.tensor(boxes, dtype=torch.float64)
+
+
+def box_change(boxes: torch.Tensor, reference: torch.Tensor) -> dict:
+    """How far ``boxes`` are from ``reference`` (both (N, 4) xywh): max corner difference and mean IoU."""
+    a, b = box_xywh_to_xyxy(boxes), box_xywh_to_xyxy(reference)
+    iou = box_iou(a, b).diagonal()
+    return {"max_corner_diff_px": float((a - b).abs().max()), "mean_iou_to_reference": float(iou.mean())}
+
+
+def onnx_tracker(torch_tracker: FARTrackTracker, threads: int, folder: Path) -> FARTrackTracker:
+    """The same network exported to ONNX (checked at export) and tracked through ONNX Runtime."""
+    from lib.export import OnnxBackend, export_onnx
+
+    net = torch_tracker.backend.net
+    path = folder / f"{net.family}_depth{net.depth}.onnx"
+    export_onnx(net, path, torch_tracker.params)
+    backend = OnnxBackend(path, intra_op_num_threads=threads)
+    return FARTrackTracker(backend, backend.tracker_params)
+
+
+def run_options(tracker: Any) -> dict:
+    """The inference options a tracker really runs with (``auto`` kernels resolved); empty for other backends."""
+    backend = getattr(tracker, "backend", None)
+    return dict(backend.kernels.__dict__) if isinstance(backend, TorchBackend) else {}
+
+
+def network_counts(tracker: Any, image: np.ndarray, init_box: list[float]) -> dict:
+    """Depth, parameters (the paper's way and the whole state_dict) and MACs of an fp32 tracker's network."""
+    if isinstance(tracker, FARTrackTracker):
+        net = tracker.backend.net
+        if tracker.backend.options.precision != "fp32":
+            raise ValueError("count parameters and MACs on an fp32 network: put an fp32 path first in --paths")
+        return {"depth": net.depth, "paper_params": paper_param_count(net),
+                "state_dict_params": sum(v.numel() for v in net.state_dict().values()), "macs": fartrack_macs(net)}
+    total = sum(p.numel() for p in tracker.net.parameters())
+    macs = count_call_macs(network_call(tracker, image, init_box))
+    return {"depth": None, "paper_params": total, "state_dict_params": total,
+            "macs": {f"tau {tracker.params.tau:g}": {"total_macs": macs}}}
+
+
+def fartrack_macs(net: FARTrackNetwork) -> dict:
+    """MACs at 100 % template retention and, for networks that prune templates, at the inference steady state."""
+    spec = net.spec
+    sparse = net.template_scores
+    macs = {"100%": count_macs(net, [spec.tokens_per_template] * spec.num_templates if sparse else None).as_dict()}
+    if sparse:
+        kept = spec.tokens_per_template - num_pruned(spec.tokens_per_template, net.test_prune_ratio)
+        macs[f"{kept}/{spec.tokens_per_template} in older slots"] = count_macs(
+            net, [kept] * (spec.num_templates - 1) + [spec.tokens_per_template]).as_dict()
+    return macs
+
+
+def profile(script: str, config: str, *, depth: Optional[Sequence[int]] = None, device: str = "cpu",
+            threads: Optional[int] = None, paths: Optional[Sequence[str]] = None, checkpoint: Optional[Path] = None,
+            frames_dir: Path = DEFAULT_FRAMES, frames: int = 60, calls: int = 50, warmup: int = 10,
+            opts: Sequence[Any] = ()) -> dict:
+    """Every depth x path of ``script``: counts, latencies, FLOP/s and box changes (``tracking/profile_model.py``'s
+    options, same names). Raises ConfigError / FileNotFoundError / ValueError on bad arguments or inputs."""
+    family = get_family(script)
+    torch_device = torch.device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    threads = torch.get_num_threads()
+    cfg = load_config(script, config, opts)
+    images, init_box = load_frames(frames_dir, frames)
+    if checkpoint is None:
+        cli_logger.warning("no --checkpoint: random weights, the same for every path (latency does not depend on them)")
+    single_path = not family.inference_paths
+    if single_path and (depth or paths):
+        key = family.results_variant[0]
+        raise ValueError(f"{script} has one inference path and no --depth (its early exits follow {key}, e.g. "
+                         f"--opts {key} 0.3)")
+    paths = [DEFAULT_PATH] if single_path else (paths or ["faithful", "fast"])
+    depths = [None] if single_path else (depth or [cfg.MODEL.DEPTH])
+    rooflines = matmul_roofline(torch_device)
+    roofline = rooflines["best"]
+    cli_logger.info("fp32 matrix-product roofline on %s with %d threads: %s GFLOP/s", torch_device, threads,
+                    ", ".join(f"{name} {rate / 1e9:.1f}" for name, rate in rooflines.items()))
+    result = {"script": script, "config": config, "environment": environment(torch_device, threads),
+              "roofline_gflops": roofline / 1e9,
+              "roofline_gflops_by_kernel": {name: rate / 1e9 for name, rate in rooflines.items() if name != "best"},
+              "frames": str(frames_dir), "rows": []}
+    scratch = tempfile.TemporaryDirectory(prefix="fartrack_profile_")
+    for run_depth in depths:
+        reference_boxes = None
+        counts: dict = {}  # parameters and MACs of the fp32 network, the same for every path
+        for name in paths:
+            torch.manual_seed(0)  # random weights (no checkpoint) are then the same for every path
+            spec = TrackerSpec(script, config, None if checkpoint is None else str(checkpoint), run_depth,
+                               tuple(opts), PATHS.get(name, InferenceOptions()))
+            tracker = build_tracker(spec, str(torch_device))
+            if not counts:
+                counts = network_counts(tracker, images[0], init_box)
+            if name == ONNX_PATH:
+                tracker = onnx_tracker(tracker, threads, Path(scratch.name))
+            step_macs = list(counts["macs"].values())[-1]["total_macs"]  # what the tracker runs in steady state
+            model = time_model_only(tracker, images, init_box, torch_device, calls, warmup)
+            end_to_end = time_end_to_end(tracker, images, init_box, torch_device, calls, warmup)
+            boxes = track_boxes(tracker, images, init_box)
+            reference_boxes = boxes if reference_boxes is None else reference_boxes
+            achieved = 2.0 * step_macs / (model.median_ms / 1000.0)
+            result["rows"].append({
+                "depth": counts["depth"], "path": name, "options": run_options(tracker),
+                "paper_params": counts["paper_params"], "state_dict_params": counts["state_dict_params"],
+                "macs": counts["macs"], "model_only": model.as_dict(), "end_to_end": end_to_end.as_dict(),
+                "achieved_gflops": achieved / 1e9, "roofline_fraction": achieved / roofline,
+                "boxes_vs_reference": box_change(boxes, reference_boxes),
+            })
+    scratch.cleanup()
+    reference = {}
+    for row in result["rows"]:
+        first = reference.setdefault(row["depth"], row)
+        row["speedup_model_only"] = first["model_only"]["median_ms"] / row["model_only"]["median_ms"]
+        row["speedup_end_to_end"] = first["end_to_end"]["median_ms"] / row["end_to_end"]["median_ms"]
+    return result
+
+
+def print_table(result: dict, reference_path: str) -> None:
+    """The markdown table of a :func:`profile` result; speed-ups and box changes are against ``reference_path``."""
+    env = result["environment"]
+    print(f"{result['script']} / {result['config']} on {env['cpu'] if env['device'] == 'cpu' else env.get('gpu')} "
+          f"({env['device']}, {env['torch_threads']} threads, torch {env['torch']}); fp32 matmul roofline "
+          f"{result['roofline_gflops']:.1f} GFLOP/s (" + ", ".join(
+              f"{name} {rate:.1f}" for name, rate in result["roofline_gflops_by_kernel"].items()) + ")")
+    print("| layers | path | params (paper) | GMACs (steady state) | model ms (p90) | model FPS | end-to-end ms (p90) "
+          f"| end-to-end FPS | x {reference_path} (model / e2e) | GFLOP/s (% roofline) "
+          f"| boxes vs {reference_path} (max px, IoU) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in result["rows"]:
+        macs = list(r["macs"].values())[-1]["total_macs"] / 1e9
+        m, e, b = r["model_only"], r["end_to_end"], r["boxes_vs_reference"]
+        print(f"| {r['depth']} | {r['path']} | {r['paper_params'] / 1e6:.2f} M | {macs:.3f} "
+              f"| {m['median_ms']:.1f} ({m['p90_ms']:.1f}) | {m['fps']:.1f} | {e['median_ms']:.1f} ({e['p90_ms']:.1f}) "
+              f"| {e['fps']:.1f} | {r['speedup_model_only']:.2f} / {r['speedup_end_to_end']:.2f} "
+              f"| {r['achieved_gflops']:.1f} ({r['roofline_fraction']:.1%}) "
+              f"| {b['max_corner_diff_px']:.2f}, {b['mean_iou_to_reference']:.3f} |")
+
+
+def run_profile(*, json_path: Optional[Path] = None, **options: Any) -> int:
+    """``tracking/profile_model.py``: :func:`profile` with ``options``, the table, the JSON file at ``json_path``;
+    returns the exit status (2 on bad arguments or inputs)."""
+    if options.get("device") == "cuda" and not torch.cuda.is_available():
+        cli_logger.error("--device cuda requested but no CUDA device is available")
+        return 2
+    try:
+        result = profile(**options)
+    except (ConfigError, FileNotFoundError, ValueError) as error:
+        cli_logger.error("%s", error)
+        return 2
+    print_table(result, result["rows"][0]["path"])
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2))
+        cli_logger.info("wrote %s", json_path)
+    return 0

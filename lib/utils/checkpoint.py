@@ -158,7 +158,11 @@ def save_checkpoint(
 
 
 def _net_state_dict(net: nn.Module | Mapping[str, torch.Tensor]) -> StateDict:
-    """State_dict of an (unwrapped) module or a given state_dict, without ``module.`` prefixes, on the CPU."""
+    """State_dict of an (unwrapped) module or a given state_dict, without ``module.`` prefixes, on the CPU.
+
+    Same checks and messages as :func:`lib.utils.state_dict.extract_state_dict` of ``{"state_dict": net}`` (keys
+    listed without grouping); done here because :mod:`lib.utils.state_dict` builds on this module.
+    """
     while isinstance(net, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         net = net.module
     weights = net.state_dict() if isinstance(net, nn.Module) else net

@@ -1,6 +1,8 @@
 """Putting weights into a :class:`FARTrackNetwork`: official / our checkpoints and MAE ViT-Tiny weights.
 
-Files are read with :mod:`lib.utils.checkpoint`, which never executes pickled code.
+Files are read with :func:`lib.utils.checkpoint.load_checkpoint_file`, which never executes pickled code; the
+state_dict is converted to the network's key layout by :mod:`lib.models.fartrack.checkpoint_keys` and loaded with
+the shape-checked :func:`lib.utils.state_dict.load_state_dict_report`.
 """
 from __future__ import annotations
 
@@ -12,16 +14,10 @@ from typing import Union
 import torch
 from torch import Tensor
 
+from lib.models.fartrack.checkpoint_keys import convert_state_dict
 from lib.models.fartrack.network import FARTrackNetwork
-from lib.utils.checkpoint import (
-    CheckpointError,
-    LoadReport,
-    convert_for_family,
-    extract_state_dict,
-    group_keys,
-    load_checkpoint_file,
-    load_state_dict_report,
-)
+from lib.utils.checkpoint import CheckpointError, load_checkpoint_file
+from lib.utils.state_dict import LoadReport, extract_state_dict, group_keys, load_state_dict_report
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +48,13 @@ def _check_template_pos_aliases(state_dict: dict[str, Tensor]) -> None:
 def load_network_weights(net: FARTrackNetwork, checkpoint: PathLike) -> LoadReport:
     """Load an official or our own checkpoint of any family into ``net``, strictly.
 
-    Stage differences are converted (dense -> sparse copies ``normK`` into ``masknormK``; see
-    :func:`lib.utils.checkpoint.convert_for_family`). A checkpoint that stores fewer layers than the network
-    (e.g. a Nano model saved with 10 blocks) loads when it covers ``net.depth``; the layers it lacks keep their
-    initialisation and are never run.
+    Stage differences are converted to the network's key layout (``net.spec.masked_norm``: dense -> sparse copies
+    ``normK`` into ``masknormK``; see :func:`lib.models.fartrack.checkpoint_keys.convert_state_dict`). A checkpoint
+    that stores fewer layers than the network (e.g. a Nano model saved with 10 blocks) loads when it covers
+    ``net.depth``; the layers it lacks keep their initialisation and are never run.
     """
     state_dict = extract_state_dict(load_checkpoint_file(checkpoint))
-    state_dict, keep_own, dropped = convert_for_family(state_dict, net.family)
+    state_dict, keep_own, dropped = convert_state_dict(state_dict, net.spec.masked_norm)
     if dropped:
         logger.info("not used by %s: %s", net.family, ", ".join(group_keys(dropped)))
     allowed_missing = set(keep_own)
@@ -111,8 +107,8 @@ def load_mae_weights(net: FARTrackNetwork, path: PathLike) -> LoadReport:
     except CheckpointError as error:
         raise CheckpointError(f"MAE weights {os.fspath(path)} do not fit the backbone:\n{error}") from None
     ignored = sorted(k for k in state if k not in backbone_keys)
-    if net.family == "fartrack_sparse":
-        # The sparse blocks normalise with masknormK: start them from the MAE normK like the dense ones.
+    if net.spec.masked_norm:
+        # Masked-norm blocks normalise with masknormK: start them from the MAE normK like the dense ones.
         for layer in net.backbone.layers:
             layer.masknorm1.norm.load_state_dict(layer.norm1.state_dict())
             layer.masknorm2.norm.load_state_dict(layer.norm2.state_dict())

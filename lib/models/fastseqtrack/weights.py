@@ -1,6 +1,7 @@
 """Putting weights into a :class:`FastSeqTrackNetwork`: our checkpoints, and timm / MAE ViT weights for the encoder.
 
-Files are read with :mod:`lib.utils.checkpoint`, which never executes pickled code.
+Files are read with :func:`lib.utils.checkpoint.load_checkpoint_file`, which never executes pickled code, and loaded
+with the shape-checked :func:`lib.utils.state_dict.load_state_dict_report`.
 """
 from __future__ import annotations
 
@@ -13,13 +14,8 @@ from typing import Optional, Union
 from torch import Tensor
 
 from lib.models.fastseqtrack.network import FastSeqTrackNetwork
-from lib.utils.checkpoint import (
-    CheckpointError,
-    LoadReport,
-    extract_state_dict,
-    load_checkpoint_file,
-    load_state_dict_report,
-)
+from lib.utils.checkpoint import CheckpointError, load_checkpoint_file
+from lib.utils.state_dict import LoadReport, extract_state_dict, load_state_dict_report
 
 logger = logging.getLogger(__name__)
 

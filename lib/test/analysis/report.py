@@ -17,8 +17,10 @@ import numpy as np
 
 from lib.test.analysis import exits, metrics
 from lib.test.analysis.results import find_result_file, read_result_file
-from lib.utils.run_layout import tracker_results_dir
 from lib.test.evaluation.data import Sequence
+from lib.test.evaluation.datasets import get_dataset
+from lib.test.evaluation.environment import env_settings
+from lib.utils.run_layout import tracker_results_dir
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +137,6 @@ def load_sequences(dataset_name: str, env=None) -> list[Sequence]:
         raise EvaluationError(f"{dataset_name} has no ground truth beyond frame 0: it is scored by its evaluation "
                               f"server. Package the results with {SERVER_SCORED_DATASETS[dataset_name]} and upload "
                               f"the zip.")
-    from lib.test.evaluation.datasets import get_dataset
     return list(get_dataset(dataset_name, env, allow_missing=True))
 
 
@@ -143,7 +144,6 @@ def evaluate_trackers(trackers: Seq[str], dataset_name: str, env=None,
                       sequences: Optional[Seq[Sequence]] = None) -> list[TrackerScores]:
     """Score every tracker on ``dataset_name`` (``sequences`` overrides the dataset loader)."""
     if env is None:
-        from lib.test.evaluation.environment import env_settings
         env = env_settings()
     if sequences is None:
         sequences = load_sequences(dataset_name, env)

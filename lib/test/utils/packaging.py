@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+from lib.test.evaluation.datasets import DatasetError, dataset_root, get_dataset
+from lib.test.evaluation.environment import env_settings
+
 logger = logging.getLogger(__name__)
 
 _INT_ROW = re.compile(r"^\s*(-?\d+)\s*([\t,])\s*(-?\d+)\s*\2\s*(-?\d+)\s*\2\s*(-?\d+)\s*$")
@@ -89,7 +92,6 @@ def result_names(src_dir: Path) -> list[str]:
 def expected_frames(spec: Submission, env) -> Optional[dict[str, int]]:
     """``{sequence: number of frames}`` from the dataset when its test folder exists, else None (with a warning).
     A test folder that exists but does not load is an error."""
-    from lib.test.evaluation.datasets import DatasetError, dataset_root, get_dataset
     folder = dataset_root(spec.dataset, env) / spec.dataset_subdir
     if not folder.is_dir():
         logger.warning("dataset %s not found (%s): the sequence list and the frame counts cannot be checked "
@@ -171,7 +173,6 @@ def package(spec: Submission, tracker_name: str, cfg_name: str, results_path: Op
     """Validate ``<results_path>/<tracker>/<cfg>/<dataset tag>/`` and write ``<out_dir>/<zip_name>`` (default
     ``out_dir``: ``<results_path>/<tracker>/<cfg>``). Returns the zip path."""
     if env is None:
-        from lib.test.evaluation.environment import env_settings
         env = env_settings()
     results_path = Path(results_path if results_path is not None else env.results_path)
     tracker_dir = results_path / tracker_name / cfg_name
