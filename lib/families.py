@@ -222,3 +222,8 @@ def build_network(cfg: Any, depth: Optional[int] = None) -> nn.Module:
 #: Family -> its official experiment, for the families that have one (a view of the records).
 OFFICIAL_CONFIGS: dict[str, str] = {name: family.official_config for name, family in FAMILIES.items()
                                     if family.official_config is not None}
+
+
+def family_summaries() -> str:
+    """One ``name: summary`` line per family (command-line help)."""
+    return "\n".join(f"{name}: {family.summary}" for name, family in FAMILIES.items())

@@ -79,7 +79,7 @@ def test_behaviour_follows_options_not_the_family_label():
     out = net(templates, search)
     assert out["template_scores"].shape == (1, 5, 49) and out["template_keep"].shape == (1, 49)
     assert len(out["layer_logits"]) == 2 and torch.equal(out["layer_logits"][-1], out["logits"])
-    plain = FARTrackNetwork(BackboneSpec(num_blocks=2, num_extension=0), family="fartrack_sparse")
+    plain = FARTrackNetwork(BackboneSpec(num_blocks=2, num_extension=0), family="fartrack_sparse", net_type="X")
     assert set(plain(templates, search)) == {"logits"}  # the label alone switches nothing on
     with pytest.raises(ValueError, match="template_keep needs a network with template_scores"):
         plain(templates, search, template_keep=torch.ones(1, 5, 49, dtype=torch.bool))

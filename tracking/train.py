@@ -19,13 +19,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.families import FAMILY_NAMES  # noqa: E402
+from lib.families import FAMILY_NAMES, family_summaries  # noqa: E402
 from lib.train.cli import run_train_command  # noqa: E402
 from lib.train.run import DEFAULT_SEED  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="scripts:\n" + family_summaries())
     parser.add_argument("--script", required=True, choices=FAMILY_NAMES, help="training stage")
     parser.add_argument("--config", required=True, help="config name under experiments/<script>/ or a YAML path")
     parser.add_argument("--save_dir", type=Path, default=Path("output"), help="checkpoints, logs, TensorBoard")

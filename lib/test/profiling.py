@@ -37,6 +37,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.ops import box_iou
 
 from lib.config.loader import ConfigError, load_config
+from lib.export import OnnxBackend, export_onnx
 from lib.families import get_family
 from lib.models.fartrack.complexity import count_macs, paper_param_count
 from lib.models.fartrack.network import FARTrackNetwork
@@ -249,8 +250,6 @@ def box_change(boxes: torch.Tensor, reference: torch.Tensor) -> dict:
 
 def onnx_tracker(torch_tracker: FARTrackTracker, threads: int, folder: Path) -> FARTrackTracker:
     """The same network exported to ONNX (checked at export) and tracked through ONNX Runtime."""
-    from lib.export import OnnxBackend, export_onnx
-
     net = torch_tracker.backend.net
     path = folder / f"{net.family}_depth{net.depth}.onnx"
     export_onnx(net, path, torch_tracker.params)

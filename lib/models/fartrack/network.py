@@ -28,6 +28,7 @@ from lib.models.fartrack.backbone import BackboneSpec, FARTrackViT
 from lib.models.fartrack.layers import ATTENTION_IMPLS
 from lib.models.fartrack.sparsify import inference_keep_mask, token_keep_vector
 
+
 class FARTrackNetwork(nn.Module):
     """``identity`` (per-slot embeddings: templates 0..T-1, then the search) and the ViT ``backbone``."""
 
@@ -35,8 +36,8 @@ class FARTrackNetwork(nn.Module):
         self,
         spec: BackboneSpec,
         *,
-        family: str = "fartrack",
-        net_type: str = "FARTrack",
+        family: str,
+        net_type: str,
         depth: Optional[int] = None,
         test_prune_ratio: float = 0.25,
         template_scores: bool = False,

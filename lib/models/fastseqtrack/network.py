@@ -165,8 +165,7 @@ class FastSeqTrackEncoder(nn.Module):
 class FastSeqTrackNetwork(nn.Module):
     """Encoder, bottleneck, decoder layers and the shared embedding-to-word network (see the module docstring)."""
 
-    def __init__(self, spec: FastSeqTrackSpec, tau: float = 1.6, *, family: str = "fastseqtrack",
-                 net_type: str = "FastSeqTrack") -> None:
+    def __init__(self, spec: FastSeqTrackSpec, tau: float = 1.6, *, family: str, net_type: str) -> None:
         super().__init__()
         #: Name of the family record that built the network and the checkpoint class name (labels only).
         self.family = family

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from lib.test.analysis.exits import exit_table
+from lib.test.analysis.plots import plot_curves
 from lib.test.analysis.report import EvaluationError, evaluate_trackers, markdown_table, per_sequence_table, to_json
 from lib.test.analysis.results import ResultFileError
 from lib.test.evaluation.datasets import DatasetError
@@ -43,6 +44,5 @@ def run_analysis(tracker: Sequence[str], dataset: str, *, out: Optional[Path] = 
         out.write_text(json.dumps(to_json(dataset, scores), indent=2))
         print(f"\nwrote {out}")
     if plot:
-        from lib.test.analysis.plots import plot_curves
         plot_curves(scores, dataset, plot_dir or Path(env.result_plot_path) / dataset)  # logs each PNG written
     return 0

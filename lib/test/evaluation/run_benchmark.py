@@ -5,7 +5,7 @@ and the results folder, run the tracker over the sequences and report.
   .pth.tar`` with ``TEST.EPOCH`` (:func:`lib.utils.run_layout.checkpoint_path`), unless one is given.
 * **Results folder** (:func:`benchmark_label`): ``<results_path>/<script>/<label>``, the label built by
   :func:`lib.utils.run_layout.results_label` from the family record's :attr:`~lib.families.Family.results_variant`
-  (see :func:`results_variant`) and the precision.
+  and the precision.
 * **Exit codes** of :func:`run_benchmark`: 0 every sequence tracked (or skipped), 1 some sequence failed (listed),
   2 bad arguments or inputs (config, checkpoint, dataset, sequence, device, option combination).
 """
@@ -42,35 +42,25 @@ def default_checkpoint(save_dir: PathLike, script: str, name: str, epoch: int) -
     return run_layout.checkpoint_path(save_dir, script, name, get_family(script).net_class_name, epoch)
 
 
-def results_variant(family: Family, cfg: Any, file_cfg: Any, depth: Optional[int]) -> tuple[str, Optional[float]]:
-    """``(name, value)`` of the family's results variant, value None when the tracker runs the config's own.
-
-    Families with the depth option (``inference_paths``) vary by ``--depth``, compared with the config after
-    ``--opts``; the others vary by the key after ``--opts`` (``--opts MODEL.DECODER.TAU t``), compared with the
-    config file's (``file_cfg``, loaded without ``--opts``)."""
-    name = family.results_variant[1]
-    if family.inference_paths:
-        value, reference = depth, family.variant_value(cfg)
-    else:
-        value, reference = family.variant_value(cfg), family.variant_value(file_cfg)
-    return name, None if value is None or value == reference else value
-
-
 def benchmark_label(family: Family, cfg: Any, config: PathLike, depth: Optional[int] = None,
                     precision: str = "fp32") -> str:
-    """The results folder name of a tracker: ``<config>[_depth<L> | _tau<t>][_<precision>]``."""
-    file_cfg = None if family.inference_paths else load_config(family.name, config)
-    return run_layout.results_label(config_name(cfg, config), [results_variant(family, cfg, file_cfg, depth)],
-                                    precision)
+    """The results folder name of a tracker: ``<config>[_depth<L> | _tau<t>][_<precision>]``.
+
+    The family record's ``results_variant`` key (``MODEL.DEPTH``, ``MODEL.DECODER.TAU``) is compared between the
+    config file and what runs (``--depth`` if given, else the config after ``--opts``); a difference is named in the
+    label, so results of another depth or threshold never land in the config's own folder."""
+    name = family.results_variant[1]
+    value = depth if depth is not None else family.variant_value(cfg)
+    differs = value != family.variant_value(load_config(family.name, config))
+    return run_layout.results_label(config_name(cfg, config), [(name, value if differs else None)], precision)
 
 
 def option_error(family: Family, device: str, depth: Optional[int], faithful: bool, precision: str,
                  cuda_graphs: bool) -> Optional[str]:
     """Why the inference options cannot run together (None when they can)."""
     if not family.inference_paths and (depth is not None or faithful or precision != "fp32" or cuda_graphs):
-        key, name = family.results_variant
-        return (f"{family.name} runs in fp32 on its one path and has no --depth (use --opts {key} {name[0]} to set "
-                f"its early exits)")
+        key = family.results_variant[0]
+        return f"{family.name} runs in fp32 on its one path and has no --depth (it varies by {key}: --opts {key} VALUE)"
     if faithful and precision != "fp32":
         return f"--faithful runs in fp32; drop --precision {precision}"
     if cuda_graphs and (faithful or device != "cuda"):
