@@ -17,10 +17,8 @@ probability, in [0, 1]); ``exit`` is its index: 0 = before the first decoder lay
 """
 from __future__ import annotations
 
-import logging
-import os
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -30,8 +28,6 @@ from lib.models.fastseqtrack.network import FastSeqTrackNetwork, hanning_window
 from lib.test.tracker.backends import normalise_crop
 from lib.utils.box_ops import checked_init_box, clip_box, map_box_back
 from lib.utils.crop import sample_target
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
