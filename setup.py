@@ -47,7 +47,8 @@ setup(
     extras_require={
         # got10k (test oracle) imports six; the ONNX pins let the ONNX parity tests run in CI.
         "dev": ["pytest>=8", "hypothesis>=6.100", "got10k==0.1.3", "six",
-                "onnx==1.23.2", "onnxruntime==1.31.1", "onnxscript==0.7.2"],
+                "onnx==1.23.2", "onnxruntime==1.31.1", "onnxscript==0.7.2",
+                "setuptools>=70.1"],  # tests/test_install.py builds the wheel without build isolation
         # ONNX export (dynamo exporter: onnx + onnxscript) and the ONNX Runtime tracker (onnxruntime only).
         "onnx": ["onnx==1.23.2", "onnxruntime==1.31.1", "onnxscript==0.7.2"],
         "jpeg": ["jpeg4py>=0.1.4"],
