@@ -10,6 +10,9 @@ $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# the VOT toolkit (pin: VOT_TOOLKIT in setup.py) without its opencv-python (GUI) requirement: it runs on the
+	# opencv-python-headless build that the project installs, and the GUI build would overwrite its cv2
+	$(PY) -m pip install --quiet --no-deps "$$(sed -n 's/^VOT_TOOLKIT = "\(.*\)"$$/\1/p' setup.py)"
 	$(PY) -c "import torch, torchvision, timm; print('torch', torch.__version__, '| torchvision', torchvision.__version__, '| timm', timm.__version__)"
 	touch $(STAMP)
 

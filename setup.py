@@ -10,6 +10,20 @@ from setuptools.command.build_py import build_py
 LOCAL_PATH_FILES = {("lib.test.evaluation", "local"), ("lib.train.admin", "local")}
 
 
+#: vot-toolkit 0.8.0-0.9.0 cannot run the supervised and multistart (VOT-ST EAO) experiments with a TraX tracker
+#: (they pass an ObjectStatus where a region is expected); 0.7.4 runs all three kinds. It declares opencv-python,
+#: the GUI build of cv2 (needs libGL), which would overwrite opencv-python-headless's cv2 in the same environment;
+#: the toolkit runs on the headless build, so the dev setup (Makefile) installs it with --no-deps on top of the
+#: dependencies below, which are its declared ones minus opencv-python. attributee 0.1.10 (the latest) fails to
+#: import on Python >= 3.11, hence 0.1.9.
+VOT_TOOLKIT = "vot-toolkit==0.7.4"
+VOT_TOOLKIT_DEPENDENCIES = [
+    "vot-trax==4.0.2", "attributee==0.1.9", "pylatex>=1.3", "jsonschema>=3.2", "Pillow>=7.0", "numba>=0.47",
+    "requests>=2.22", "colorama>=0.4.3", "packaging>=20", "dominate>=2.5", "cachetools>=4.1", "bidict>=0.19",
+    "phx-class-registry>=5.0", "lazy-object-proxy>=1.9",
+]
+
+
 class BuildPy(build_py):
     """``build_py`` that leaves the generated local path files out of wheels and installs."""
 
@@ -48,9 +62,12 @@ setup(
         # got10k (test oracle) imports six; the ONNX pins let the ONNX parity tests run in CI.
         "dev": ["pytest>=8", "hypothesis>=6.100", "got10k==0.1.3", "six",
                 "onnx==1.23.2", "onnxruntime==1.31.1", "onnxscript==0.7.2",
+                *VOT_TOOLKIT_DEPENDENCIES,  # tests/test_vot.py; the Makefile adds vot-toolkit itself (see below)
                 "setuptools>=70.1"],  # tests/test_install.py builds the wheel without build isolation
         # ONNX export (dynamo exporter: onnx + onnxscript) and the ONNX Runtime tracker (onnxruntime only).
         "onnx": ["onnx==1.23.2", "onnxruntime==1.31.1", "onnxscript==0.7.2"],
+        # VOT toolkit integration (lib/vot, tracking/vot_tracker.py, docs/vot.md); see VOT_TOOLKIT below.
+        "vot": [VOT_TOOLKIT, *VOT_TOOLKIT_DEPENDENCIES, "opencv-python>=4.0"],
         "jpeg": ["jpeg4py>=0.1.4"],
         "wandb": ["wandb>=0.16"],
     },

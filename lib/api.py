@@ -163,3 +163,31 @@ def build_tracker(
     spec = TrackerSpec(script, os.fspath(config), None if checkpoint is None else os.fspath(checkpoint), depth,
                        tuple(opts or ()), options)
     return build_tracker_from_spec(spec, str(resolved_device))
+
+
+from lib.test.tracker.opencv_style import DEFAULT_LOST_THRESHOLD, OpenCVStyleTracker  # noqa: E402
+
+
+def build_opencv_tracker(
+    script: Optional[str] = None,
+    config: Optional[Union[str, os.PathLike]] = None,
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    *,
+    threshold: Optional[float] = DEFAULT_LOST_THRESHOLD,
+    bgr: bool = True,
+    **options: Any,
+) -> OpenCVStyleTracker:
+    """:func:`build_tracker` behind OpenCV's tracker interface (``init`` / ``update -> (ok, (x, y, w, h))`` /
+    ``score``), BGR frames by default; ``ok`` is False when the score is below ``threshold`` (None: never).
+
+    ``options`` are :func:`build_tracker`'s keyword arguments (``device``, ``depth``, ``precision``, ...). See
+    :mod:`lib.test.tracker.opencv_style` and docs/opencv-tracker.md for the default threshold.
+
+    >>> tracker = build_opencv_tracker(checkpoint="FARTrackSparse_ep0015.pth.tar")
+    >>> tracker.init(bgr_frame, (x, y, w, h))
+    >>> ok, (x, y, w, h) = tracker.update(next_bgr_frame)   # tracker.score: the confidence in [0, 1]
+    """
+    return OpenCVStyleTracker(build_tracker(script, config, checkpoint, **options), threshold, bgr=bgr)
+
+
+__all__.append("build_opencv_tracker")

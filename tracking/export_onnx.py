@@ -4,10 +4,12 @@
         --checkpoint FARTrackSparse_ep0015.pth.tar --output fartrack_sparse.onnx \\
         --check ../shared/data/real-sequences/otb_Crossing
 
-The graph is the per-frame network (templates, search crop and, sparse family, the template keep-mask in; the
-command-token logits and, sparse family, the newest template's keep-mask out) with static shapes, opset
-``lib.export.OPSET`` and the family, sizes and tracker parameters in its metadata, so
-``FARTrackTracker(OnnxBackend(path), ...)`` runs it without PyTorch weights.
+It writes two graphs (static input and output shapes, opset ``lib.export.OPSET``; the family, sizes, tracker
+parameters and a shared export id in the metadata): the frame graph ``--output`` (default
+``./<config>[_depth<L>].onnx``: cached template tokens, the search crop and, sparse family, the template keep-mask
+in; the command-token logits and, sparse family, the newest template's keep-mask out; pruned tokens dropped inside
+the graph) and the template graph next to it, ``<name>.template.onnx`` (a template crop in, its tokens out; run
+once per stored template). ``FARTrackTracker(OnnxBackend(frame_graph), ...)`` runs the pair without PyTorch weights.
 
 ``--check FOLDER`` tracks an image folder (``*.jpg`` / ``*.png`` frames sorted by name, ``groundtruth.txt`` whose
 first row is the initial ``x,y,w,h`` box) with the PyTorch tracker (faithful path) and the ONNX Runtime tracker,
@@ -35,7 +37,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, help="weights to export (default: random init, with a warning)")
     parser.add_argument("--depth", type=int, help="layers to run (Tiny/Nano/Pico = 15/10/6); default MODEL.DEPTH")
     parser.add_argument("--opts", nargs="+", default=[], help="config overrides KEY VALUE [KEY VALUE ...]")
-    parser.add_argument("--output", type=Path, help="the .onnx file (default: ./<config>[_depth<L>].onnx)")
+    parser.add_argument("--output", type=Path, help="the frame graph .onnx (default: ./<config>[_depth<L>].onnx); "
+                        "the template graph is written next to it as <name>.template.onnx")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default and tested: {OPSET})")
     parser.add_argument("--check", type=Path, metavar="SEQUENCE_FOLDER",
                         help="track this image folder with PyTorch and ONNX Runtime and compare the boxes")

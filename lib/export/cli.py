@@ -1,5 +1,6 @@
 """The library side of ``tracking/export_onnx.py``: build the network of a family from its config (and weights),
-export it with :func:`lib.export.export_onnx` and, with a check folder, compare ONNX Runtime's boxes with PyTorch's.
+export it with :func:`lib.export.export_onnx` (the frame graph ``<name>.onnx`` and the template graph
+``<name>.template.onnx``) and, with a check folder, compare ONNX Runtime's boxes with PyTorch's.
 
 :func:`run_export` is the command: it prints what it wrote (and the check), reports errors as
 ``export_onnx: error: ...`` on stderr and returns the exit status: 0 success, 1 export or check failure, 2 bad
@@ -75,7 +76,7 @@ def error(message: str, status: int) -> int:
 
 
 def default_output(cfg: Any, config: str, depth: Optional[int]) -> Path:
-    """``./<config>[_depth<L>].onnx``."""
+    """``./<config>[_depth<L>].onnx`` (the frame graph; the template graph goes next to it)."""
     name = cfg.name or Path(config).stem
     return Path(f"{name}{'' if depth is None else f'_depth{depth}'}.onnx")
 
@@ -116,8 +117,9 @@ def run_export(script: str, config: str, *, checkpoint: Optional[Path] = None, d
     except Exception as exc:  # noqa: BLE001 - the exporter's own errors are many; report and fail
         return error(f"export failed: {type(exc).__name__}: {exc}", 1)
     info = report.info
-    print(f"wrote {report.path} ({info.family}, depth {info.depth}, opset {info.opset}) in {report.seconds:.1f} s; "
-          f"max |logit diff| vs PyTorch {report.max_logit_diff:.2e}")
+    print(f"wrote {report.path} (frame graph) and {report.template_path} (template graph): {info.family}, depth "
+          f"{info.depth}, opset {info.opset}, export {info.export_id}, in {report.seconds:.1f} s; max |diff| vs "
+          f"PyTorch: template tokens {report.max_token_diff:.2e}, logits {report.max_logit_diff:.2e}")
     if sequence is None:
         return 0
     result = compare_trackers(net, report.path, params, *sequence, threads)

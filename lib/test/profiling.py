@@ -249,7 +249,8 @@ def box_change(boxes: torch.Tensor, reference: torch.Tensor) -> dict:
 
 
 def onnx_tracker(torch_tracker: FARTrackTracker, threads: int, folder: Path) -> FARTrackTracker:
-    """The same network exported to ONNX (checked at export) and tracked through ONNX Runtime."""
+    """The same network exported to ONNX (checked at export) and tracked through ONNX Runtime: the template graph
+    once per stored template, the frame graph on the cached tokens every frame (what "model only" times)."""
     net = torch_tracker.backend.net
     path = folder / f"{net.family}_depth{net.depth}.onnx"
     export_onnx(net, path, torch_tracker.params)
