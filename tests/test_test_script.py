@@ -72,6 +72,16 @@ def test_lasot_partial_tree_needs_allow_missing_and_depth_gets_its_own_folder(wo
     assert not (results_dir(save, "fartrack_sparse_224_full_depth6") / "airplane-1.txt").exists()
 
 
+def test_faithful_results_do_not_share_the_default_folder(workspace):
+    """A faithful run after a default run tracks its sequences (it used to find the default's files and skip them)."""
+    data, save = workspace
+    args = ["fartrack_sparse", "fartrack_sparse_224_full", "--dataset", "got10k_val", "--sequence", "0"]
+    assert run_test_script(args, data, save).returncode == 0
+    faithful = run_test_script([*args, "--faithful"], data, save)
+    assert faithful.returncode == 0 and "tracked 1 sequences, skipped 0" in faithful.stderr, faithful.stderr
+    assert len(list((results_dir(save, "fartrack_sparse_224_full_faithful") / "got10k").glob("*_time.txt"))) == 1
+
+
 def test_trackingnet_results_go_to_their_subfolder(workspace):
     data, save = workspace
     run = run_test_script(["fartrack_sparse", "fartrack_sparse_224_full", "--dataset", "trackingnet"], data, save)

@@ -62,12 +62,15 @@ def list_checkpoints(directory: PathLike, net_type: str) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def results_label(config: str, variants: Iterable[tuple[str, Optional[float]]] = (), precision: str = "fp32") -> str:
+def results_label(config: str, variants: Iterable[tuple[str, Optional[float]]] = (), precision: str = "fp32",
+                  faithful: bool = False) -> str:
     """The results folder name of a tracker: the config name, ``_<name><value>`` for every variant that is set (a
     depth or an early-exit threshold other than the config's: ``_depth10``, ``_tau0.5``), then ``_<precision>`` for
-    precisions other than fp32, whose boxes differ slightly and must not mix with the fp32 results."""
+    precisions other than fp32, whose boxes differ slightly and must not mix with the fp32 results, and
+    ``_faithful`` for the faithful path (a run of the other path must never skip its sequences as already done)."""
     label = config + "".join(f"_{name}{value:g}" for name, value in variants if value is not None)
-    return label if precision == "fp32" else f"{label}_{precision}"
+    label = label if precision == "fp32" else f"{label}_{precision}"
+    return f"{label}_faithful" if faithful else label
 
 
 def tracker_results_dir(results_path: PathLike, script: str, label: str) -> Path:

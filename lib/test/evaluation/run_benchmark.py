@@ -43,8 +43,8 @@ def default_checkpoint(save_dir: PathLike, script: str, name: str, epoch: int) -
 
 
 def benchmark_label(family: Family, cfg: Any, config: PathLike, depth: Optional[int] = None,
-                    precision: str = "fp32") -> str:
-    """The results folder name of a tracker: ``<config>[_depth<L> | _tau<t>][_<precision>]``.
+                    precision: str = "fp32", faithful: bool = False) -> str:
+    """The results folder name of a tracker: ``<config>[_depth<L> | _tau<t>][_<precision>][_faithful]``.
 
     The family record's ``results_variant`` key (``MODEL.DEPTH``, ``MODEL.DECODER.TAU``) is compared between the
     config file and what runs (``--depth`` if given, else the config after ``--opts``); a difference is named in the
@@ -52,7 +52,8 @@ def benchmark_label(family: Family, cfg: Any, config: PathLike, depth: Optional[
     name = family.results_variant[1]
     value = depth if depth is not None else family.variant_value(cfg)
     differs = value != family.variant_value(load_config(family.name, config))
-    return run_layout.results_label(config_name(cfg, config), [(name, value if differs else None)], precision)
+    return run_layout.results_label(config_name(cfg, config), [(name, value if differs else None)], precision,
+                                    faithful)
 
 
 def option_error(family: Family, device: str, depth: Optional[int], faithful: bool, precision: str,
@@ -115,7 +116,7 @@ def run_benchmark(script: str, config: str, *, dataset: str = "otb", sequence: O
     if problem is not None:
         logger.error("%s", problem)
         return 2
-    label = benchmark_label(family, cfg, config, depth, precision)
+    label = benchmark_label(family, cfg, config, depth, precision, faithful)
     results_dir = run_layout.tracker_results_dir(env.results_path, script, label)
     options = (InferenceOptions.faithful() if faithful
                else InferenceOptions(precision=precision, cuda_graphs=cuda_graphs))
