@@ -3,9 +3,9 @@
     python tracking/test.py fartrack_sparse fartrack_sparse_224_full --dataset lasot --threads 16 --num_gpus 4
 
 Results go to ``<results_path>/<script>/<config>[_depth<L>][_<precision>][_faithful]/`` (``got10k/`` and
-``trackingnet/`` sub-folders for those datasets); sequences with existing results are skipped. FastSeqTrack (``fastseqtrack``) also writes
-``<seq>_exits.txt`` (the exit each frame took), and a ``--opts MODEL.DECODER.TAU t`` other than the config's sends
-its results to ``<config>_tau<t>``. The checkpoint defaults to the official location
+``trackingnet/`` sub-folders for those datasets); sequences with existing results are skipped. FastSeqTrack
+(``fastseqtrack``) also writes ``<seq>_exits.txt`` (the exit each frame took), and a ``--opts MODEL.DECODER.TAU t``
+other than the config's sends its results to ``<config>_tau<t>``. The checkpoint defaults to the official location
 ``<save_dir>/checkpoints/train/<script>/<config>/<NetClass>_ep%04d.pth.tar`` with ``TEST.EPOCH``. Exits non-zero
 when any sequence failed, listing them.
 """
