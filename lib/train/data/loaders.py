@@ -5,8 +5,9 @@ The family record (:mod:`lib.families`) says which of the two a stage uses:
 * :func:`build_frame_loaders` (stages 1 and 2, FastSeqTrack): :class:`FrameSampler` (causal, 5 templates + 1 search
   frame, max gap ``DATA.MAX_SAMPLE_INTERVAL``) with :class:`FrameProcessing` over ``DATA.TRAIN``; validation on
   ``DATA.VAL`` every ``TRAIN.VAL_EPOCH_INTERVAL`` epochs (an empty ``DATA.VAL.DATASETS_NAME`` disables it).
-* :func:`build_sequence_loaders` (stage 3): :class:`SequenceSampler` (5 sorted templates, ``DATA.SEARCH.NUMBER`` consecutive
-  search frames, max gap ``DATA.MAX_GAP``), raw images in lists; the official sequence trainer does not validate.
+* :func:`build_sequence_loaders` (stage 3): :class:`SequenceSampler` (5 sorted templates, ``DATA.SEARCH.NUMBER``
+  consecutive search frames, max gap ``DATA.MAX_GAP``), raw images in lists; the official sequence trainer does not
+  validate.
 
 Every process reads its own slice of the sample indices (``DistributedSampler`` without shuffling); samples are
 functions of (seed, epoch, index), so the data do not depend on the number of processes or workers.
