@@ -23,11 +23,12 @@ from lib.families import FAMILY_NAMES, UnknownFamilyError, family_of_net_type, g
 from lib.test.evaluation.running import TrackerSpec
 from lib.test.evaluation.running import build_tracker as build_tracker_from_spec
 from lib.test.tracker.backends import PRECISIONS, InferenceOptions
+from lib.test.tracker.opencv_style import DEFAULT_LOST_THRESHOLD, OpenCVStyleTracker
 from lib.utils.checkpoint import CheckpointError, load_checkpoint_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_network", "build_tracker", "checkpoint_family"]
+__all__ = ["load_network", "build_tracker", "build_opencv_tracker", "checkpoint_family"]
 
 def load_network(
     script: str,
@@ -165,8 +166,6 @@ def build_tracker(
     return build_tracker_from_spec(spec, str(resolved_device))
 
 
-from lib.test.tracker.opencv_style import DEFAULT_LOST_THRESHOLD, OpenCVStyleTracker  # noqa: E402
-
 
 def build_opencv_tracker(
     script: Optional[str] = None,
@@ -189,5 +188,3 @@ def build_opencv_tracker(
     """
     return OpenCVStyleTracker(build_tracker(script, config, checkpoint, **options), threshold, bgr=bgr)
 
-
-__all__.append("build_opencv_tracker")
