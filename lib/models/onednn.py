@@ -3,7 +3,9 @@
 Why: PyTorch runs a float32 ``nn.Linear`` on the CPU through the BLAS it was built with (MKL on x86), while
 oneDNN picks its JIT kernels from the instruction set the CPU reports. On the AMD EPYC (Zen 5 class) this project
 is developed on, MKL's sgemm reaches about half the AVX-512 peak and oneDNN about twice MKL on the tracker's
-products (445 x 192 x 768 and the like; ``tracking/profile_model.py`` measures the whole effect). The kernel is
+products (445 x 192 x 768 and the like; ``tracking/profile_model.py`` measures the whole effect); on an Intel Xeon
+with AMX the two are equal in fp32, so the fast path's ``auto`` times both on the machine at hand
+(``lib.test.tracker.calibration``) rather than assuming either. The kernel is
 ``torch.ops.mkldnn._linear_pointwise``, the op ``torch.compile``'s inductor emits for CPU linears; it takes plain
 strided tensors, so nothing is converted to oneDNN's own tensor layout. Outputs equal ``nn.Linear``'s up to float
 rounding (about 1e-6 relative), so boxes match the faithful path as closely as the fast path's do.

@@ -264,6 +264,12 @@ def run_options(tracker: Any) -> dict:
     return dict(backend.kernels.__dict__) if isinstance(backend, TorchBackend) else {}
 
 
+def kernel_choice(tracker: Any) -> Optional[dict]:
+    """How a Torch-backed tracker's ``auto`` kernels were chosen (measured medians, override or rule), else None."""
+    backend = getattr(tracker, "backend", None)
+    return backend.kernel_choice.as_dict() if isinstance(backend, TorchBackend) else None
+
+
 def network_counts(tracker: Any, image: np.ndarray, init_box: list[float]) -> dict:
     """Depth, parameters (the paper's way and the whole state_dict) and MACs of an fp32 tracker's network."""
     if isinstance(tracker, FARTrackTracker):
@@ -333,6 +339,9 @@ def profile(script: str, config: str, *, depth: Optional[Sequence[int]] = None, 
                 counts = network_counts(tracker, images[0], init_box)
             if name == ONNX_PATH:
                 tracker = onnx_tracker(tracker, threads, Path(scratch.name))
+            choice = kernel_choice(tracker)
+            if choice is not None and name != ONNX_PATH:
+                cli_logger.info("%s: %s", name, tracker.backend.kernel_choice.summary())
             step_macs = list(counts["macs"].values())[-1]["total_macs"]  # what the tracker runs in steady state
             model = time_model_only(tracker, images, init_box, torch_device, calls, warmup)
             end_to_end = time_end_to_end(tracker, images, init_box, torch_device, calls, warmup)
@@ -340,7 +349,7 @@ def profile(script: str, config: str, *, depth: Optional[Sequence[int]] = None, 
             reference_boxes = boxes if reference_boxes is None else reference_boxes
             achieved = 2.0 * step_macs / (model.median_ms / 1000.0)
             result["rows"].append({
-                "depth": counts["depth"], "path": name, "options": run_options(tracker),
+                "depth": counts["depth"], "path": name, "options": run_options(tracker), "kernel_choice": choice,
                 "paper_params": counts["paper_params"], "state_dict_params": counts["state_dict_params"],
                 "macs": counts["macs"], "model_only": model.as_dict(), "end_to_end": end_to_end.as_dict(),
                 "achieved_gflops": achieved / 1e9, "roofline_fraction": achieved / roofline,

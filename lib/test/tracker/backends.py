@@ -17,15 +17,17 @@ Paths of :class:`TorchBackend` (``InferenceOptions``):
   masked as attention keys;
 * ``fast`` (default): the template patch embedding computed once per stored template, pruned template tokens
   physically dropped (the network's eval-mode default), and the fastest kernels for the device (``auto``): on
-  an x86-64 CPU with oneDNN, the linear layers and attention products run through oneDNN
-  (``lib.models.onednn``; about 2x PyTorch's MKL float32 matmuls on AMD CPUs), elsewhere
-  ``scaled_dot_product_attention`` and PyTorch's linears. Same boxes as the faithful path (tested), up to float
-  rounding;
+  an x86-64 CPU with oneDNN, the linear layers (``torch`` or ``onednn``, ``lib.models.onednn``) and the attention
+  (``explicit``, ``sdpa`` or ``onednn``) are picked by timing them once per process on the network's shapes
+  (``lib.test.tracker.calibration``: oneDNN wins on the AMD EPYC measured first, MKL and SDPA on an Intel Xeon
+  with AMX); elsewhere ``scaled_dot_product_attention`` and PyTorch's linears. Same boxes as the faithful path
+  (tested), up to float rounding;
 * ``precision``: ``fp32`` (default), ``bf16`` (weights and activations in bfloat16; CPU or GPU), ``fp16`` (GPU
   only) or ``int8`` (dynamic int8 quantisation of every Linear layer, CPU only). These change the boxes slightly;
   ``tracking/profile_model.py`` measures by how much.
 
-``InferenceOptions.resolved(device)`` says which kernels ``auto`` picked.
+``InferenceOptions.resolved(device)`` says which kernels ``auto`` picked, ``InferenceOptions.kernel_choice(device)``
+also how (measured medians, an environment override or a rule); ``TorchBackend.kernel_choice`` keeps it.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ from lib.models.fartrack.backbone import BackboneSpec
 from lib.models.fartrack.layers import ATTENTION_IMPLS
 from lib.models.fartrack.network import FARTrackNetwork
 from lib.models.onednn import onednn_available, use_onednn_linears
+from lib.test.tracker.calibration import KernelChoice, KernelShapes, choose
 from lib.test.tracker.cuda_graphs import CudaGraphForward
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -106,29 +109,52 @@ class InferenceOptions:
         return cls(attention="explicit", linear="torch", cache_template_tokens=False, drop_pruned_tokens=False,
                    precision="fp32")
 
-    def resolved(self, device: torch.device) -> "InferenceOptions":
-        """These options with ``auto`` replaced by the fastest kernels measured for ``device`` and the precision.
+    def kernel_choice(self, device: torch.device, shapes: Optional[KernelShapes] = None) -> KernelChoice:
+        """How ``auto`` resolves on ``device`` for this precision and the network ``shapes`` (default: the dense
+        Tiny at 224/112), with the evidence (``lib.test.tracker.calibration``).
 
-        x86-64 CPU with oneDNN: oneDNN linears (int8: its quantised ones) and oneDNN attention, except in bf16,
-        where the explicit products (bf16 matmuls already run through oneDNN) beat both SDPA and per-head oneDNN
-        calls.
-        Elsewhere: ``scaled_dot_product_attention`` and PyTorch's linears.
+        x86-64 CPU with oneDNN: the attention (``explicit`` / ``sdpa`` / ``onednn``) and the linears (``torch`` /
+        ``onednn``; int8 keeps its quantised ``torch`` ones) that ran fastest in a short timing on this machine,
+        once per process and (device, dtype, threads, shapes); ``FARTRACK_AUTO_ATTENTION`` / ``FARTRACK_AUTO_LINEAR``
+        force a choice. Elsewhere (a GPU, another CPU architecture, no oneDNN): ``scaled_dot_product_attention``
+        and PyTorch's linears. Kernels named in the options are kept as they are and never timed.
         """
-        onednn = torch.device(device).type == "cpu" and onednn_available()
-        if self.cuda_graphs and torch.device(device).type != "cuda":
+        device = torch.device(device)
+        onednn = device.type == "cpu" and onednn_available()
+        if self.cuda_graphs and device.type != "cuda":
             raise ValueError("CUDA graphs need a CUDA device")
         if self.linear == "onednn" and not onednn:
             raise ValueError("oneDNN linear kernels need a CPU device and a PyTorch build with oneDNN")
         if self.attention == "onednn" and not onednn:
             raise ValueError("oneDNN attention needs a CPU device and a PyTorch build with oneDNN")
-        # Measured on x86-64 only; other CPUs keep PyTorch's kernels unless oneDNN is asked for by name.
-        if onednn and platform.machine().lower() in ("x86_64", "amd64"):
-            attention = "explicit" if self.precision == "bf16" else "onednn"
-            linear = "torch" if self.precision == "int8" else "onednn"
+        # oneDNN's CPU kernels were only ever measured on x86-64; other CPUs keep PyTorch's unless asked by name.
+        measured = onednn and platform.machine().lower() in ("x86_64", "amd64")
+        if measured:
+            attention_candidates: tuple[str, ...] = ATTENTION_IMPLS
+            linear_candidates: tuple[str, ...] = ("torch",) if self.precision == "int8" else LINEAR_KERNELS
+            note = "int8 runs its quantised linear layers"
         else:
-            attention, linear = "sdpa", "torch"
-        return replace(self, attention=attention if self.attention == AUTO else self.attention,
-                       linear=linear if self.linear == AUTO else self.linear)
+            attention_candidates, linear_candidates = ("sdpa",), ("torch",)
+            note = "no oneDNN CPU kernels measured on this device" if device.type == "cpu" else f"{device.type} device"
+        choice = choose(self.attention, self.linear, device=device, precision=self.precision,
+                        shapes=shapes or KernelShapes(), attention_candidates=attention_candidates,
+                        linear_candidates=linear_candidates, note=note, auto=AUTO)
+        for kind, decision, allowed in (("attention", choice.attention, (*ATTENTION_IMPLS,)),
+                                        ("linear", choice.linear, LINEAR_KERNELS)):
+            if decision.how == "environment":
+                if decision.chosen not in allowed:
+                    raise ValueError(f"{decision.note}: unknown {kind} kernel; choose one of {allowed} or measure")
+                if decision.chosen == "onednn" and not onednn:
+                    raise ValueError(f"{decision.note}: oneDNN kernels need a CPU device and a PyTorch build with "
+                                     "oneDNN")
+                if kind == "linear" and decision.chosen == "onednn" and self.precision == "int8":
+                    raise ValueError(f"{decision.note}: int8 runs its own quantised linear layers")
+        return choice
+
+    def resolved(self, device: torch.device, shapes: Optional[KernelShapes] = None) -> "InferenceOptions":
+        """These options with ``auto`` replaced by the kernels :meth:`kernel_choice` picks."""
+        choice = self.kernel_choice(device, shapes)
+        return replace(self, attention=choice.attention.chosen, linear=choice.linear.chosen)
 
     @property
     def name(self) -> str:
@@ -172,12 +198,15 @@ class TorchBackend:
                  ) -> None:
         self.device = next(net.parameters()).device
         self.options = options
-        #: ``options`` with ``auto`` resolved: the kernels that actually run.
-        self.kernels = options.resolved(self.device)
+        self.net = _precision_network(net.eval(), options.precision, self.device).eval()
         self.family = net.family
         self.spec = net.spec
         self.prunes_templates = net.template_scores
-        self.net = _precision_network(net.eval(), options.precision, self.device).eval()
+        #: How ``auto`` was resolved for this network's shapes (measured times, override or rule).
+        self.kernel_choice = options.kernel_choice(self.device, KernelShapes.of_network(net))
+        #: ``options`` with ``auto`` resolved: the kernels that actually run.
+        self.kernels = replace(options, attention=self.kernel_choice.attention.chosen,
+                               linear=self.kernel_choice.linear.chosen)
         if self.kernels.linear == "onednn":
             use_onednn_linears(self.net)
         self.net.attention = self.kernels.attention
