@@ -40,6 +40,12 @@ def checked_init_box(box_xywh: Sequence[float]) -> list[float]:
     return box
 
 
+def overlaps_image(box_xywh: Sequence[float], width: float, height: float) -> bool:
+    """Whether an (x, y, w, h) box shares any area with a width x height image."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    return x < width and y < height and x + w > 0 and y + h > 0
+
+
 def clip_box(box_xywh: Sequence[float], H: float, W: float, margin: float = 10) -> list[float]:
     """Clip a tracker state box (x, y, w, h) to an H x W image, as the official trackers do after every frame.
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from lib.api import build_tracker
+from lib.utils.box_ops import overlaps_image
 from lib.vot import import_optional
 
 logger = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ def region_to_box(region: Any, image_size: Optional[Sequence[int]] = None) -> li
                                  "positive and finite")
     if image_size is not None:
         width, height = image_size
-        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        if not overlaps_image(box, width, height):
             raise InvalidRegionError(f"the initial region x,y,w,h = {text} lies outside the {width}x{height} frame")
     return box
 

@@ -23,12 +23,15 @@ toolkit version; 0.8+ also offers ``vot initialize custom``, which keeps an exis
 """
 from __future__ import annotations
 
-import math
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Iterable, Optional, Union
+
+import numpy as np
+
+from lib.test.evaluation.datasets import DatasetError
+from lib.test.evaluation.datasets import read_boxes as read_ground_truth
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -56,21 +59,14 @@ experiments:
 
 
 def read_boxes(path: PathLike) -> list[Optional[list[float]]]:
-    """``x,y,w,h`` lines (commas, tabs or spaces) -> boxes, None where the box is missing, not finite or empty."""
-    boxes: list[Optional[list[float]]] = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        fields = re.split(r"[,\s]+", line.strip())
-        try:
-            box = [float(v) for v in fields]
-        except ValueError:
-            raise ValueError(f"{path}:{number}: expected x,y,w,h numbers, got {line!r}") from None
-        if len(box) != 4:
-            raise ValueError(f"{path}:{number}: expected 4 values x,y,w,h, got {len(box)}")
-        valid = all(math.isfinite(v) for v in box) and box[2] > 0 and box[3] > 0
-        boxes.append(box if valid else None)
-    return boxes
+    """``x,y,w,h`` rows (:func:`lib.test.evaluation.datasets.read_boxes`) -> boxes, None where the box is missing,
+    not finite or empty."""
+    try:
+        rows = read_ground_truth(Path(path))
+    except DatasetError as error:
+        raise ValueError(str(error)) from None
+    return [[float(v) for v in row] if np.isfinite(row).all() and row[2] > 0 and row[3] > 0 else None
+            for row in rows]
 
 
 def _frames(source: Path) -> list[Path]:

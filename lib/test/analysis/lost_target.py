@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from lib.api import build_tracker
+from lib.test.analysis.metrics import iou_got10k
 from lib.test.evaluation.datasets import DatasetError, read_boxes, read_flags
 from lib.test.tracker.opencv_style import OpenCVStyleTracker
 
@@ -249,17 +250,6 @@ class SequenceScores:
     iou: np.ndarray
 
 
-def box_iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise IoU of (N, 4) ``x, y, w, h`` boxes."""
-    x1 = np.maximum(a[:, 0], b[:, 0])
-    y1 = np.maximum(a[:, 1], b[:, 1])
-    x2 = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2])
-    y2 = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
 def score_sequence(tracker: Any, sequence: LabelledSequence, max_frames: Optional[int] = None) -> SequenceScores:
     """Track ``sequence`` from its first frame with ``tracker`` (initialize / track contract) through the
     OpenCV-style wrapper; the scores, labels and IoUs of frames 1 .. ``max_frames - 1``."""
@@ -278,7 +268,7 @@ def score_sequence(tracker: Any, sequence: LabelledSequence, max_frames: Optiona
         boxes.append(box)
     absent = sequence.absent[1:count]
     predicted = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    iou = box_iou_xywh(predicted, sequence.boxes[1:count])
+    iou = iou_got10k(predicted, sequence.boxes[1:count])
     iou = np.where(absent, np.nan, iou)
     return SequenceScores(sequence.name, np.asarray(scores, dtype=np.float64), absent.copy(), iou)
 

@@ -124,8 +124,6 @@ def build_tracker(spec: TrackerSpec, device: str):
     """The family's network from the config, the checkpoint's weights (None: random, with a warning), and the
     family's tracker with the config's test parameters and ``spec.options``."""
     family = get_family(spec.script)
-    if not family.inference_paths and spec.depth is not None:
-        raise ValueError(f"{spec.script} has no depth option")
     cfg = load_config(spec.script, spec.config, list(spec.opts))
     net = family.build_network(cfg, depth=spec.depth)
     if spec.checkpoint is None:

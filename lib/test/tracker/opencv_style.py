@@ -41,6 +41,8 @@ from typing import Any, Optional, Sequence
 import cv2
 import numpy as np
 
+from lib.utils.box_ops import overlaps_image
+
 __all__ = ["DEFAULT_LOST_THRESHOLD", "OpenCVStyleTracker", "as_rgb_frame", "checked_box"]
 
 #: Score below which ``update`` reports the target as lost (``ok`` False): the best F1 of the lost class among the
@@ -97,7 +99,7 @@ def checked_box(box: Any, image_shape: Sequence[int]) -> list[float]:
         raise ValueError(f"the box needs a positive width and height, got {box!r} (cv2.selectROI returns "
                          f"(0, 0, 0, 0) when the selection is cancelled)")
     height, width = image_shape[:2]
-    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+    if not overlaps_image((x, y, w, h), width, height):
         raise ValueError(f"the box {box!r} lies outside the {width}x{height} image")
     return [x, y, w, h]
 
