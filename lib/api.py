@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
 
 import torch
 
@@ -23,12 +25,13 @@ from lib.families import FAMILY_NAMES, UnknownFamilyError, family_of_net_type, g
 from lib.test.evaluation.running import TrackerSpec
 from lib.test.evaluation.running import build_tracker as build_tracker_from_spec
 from lib.test.tracker.backends import PRECISIONS, InferenceOptions
+from lib.test.tracker.lockstep import MultiTargetTracker
 from lib.test.tracker.opencv_style import DEFAULT_LOST_THRESHOLD, OpenCVStyleTracker
 from lib.utils.checkpoint import CheckpointError, load_checkpoint_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_network", "build_tracker", "build_opencv_tracker", "checkpoint_family"]
+__all__ = ["load_network", "build_tracker", "build_opencv_tracker", "track_many", "checkpoint_family"]
 
 def load_network(
     script: str,
@@ -188,3 +191,32 @@ def build_opencv_tracker(
     """
     return OpenCVStyleTracker(build_tracker(script, config, checkpoint, **options), threshold, bgr=bgr)
 
+
+def track_many(
+    frames: Iterable[np.ndarray],
+    init_boxes: Sequence[Sequence[float]],
+    script: Optional[str] = None,
+    config: Optional[Union[str, os.PathLike]] = None,
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
+    **options: Any,
+) -> Iterator[list[dict]]:
+    """Track several targets of one video with one network call per frame (FARTrack families).
+
+    ``frames`` are RGB uint8 images, the first one holding ``init_boxes`` (one ``[x, y, w, h]`` per target).
+    Yields, for every frame (the first included: the initial boxes), one ``{"target_bbox", "best_score"}`` per
+    target in the order of ``init_boxes``. Each target is tracked exactly as a tracker of its own would track it
+    (own template memory and keep-masks); only the network call is shared
+    (:class:`~lib.test.tracker.lockstep.MultiTargetTracker`). ``script`` / ``config`` / ``checkpoint`` /
+    ``options`` are :func:`build_tracker`'s.
+
+    >>> for outs in track_many(rgb_frames, [[x1, y1, w1, h1], [x2, y2, w2, h2]], checkpoint="FARTrackSparse.pth.tar"):
+    ...     boxes = [out["target_bbox"] for out in outs]
+    """
+    multi = MultiTargetTracker(build_tracker(script, config, checkpoint, **options))
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError("track_many needs at least one frame")
+    yield [{"target_bbox": out["target_bbox"], "best_score": 1.0} for out in multi.initialize(first, init_boxes)]
+    for frame in frames:
+        yield multi.track(frame)

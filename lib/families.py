@@ -82,6 +82,9 @@ class Family:
     #: ``(dotted config key, label)``: a tracker whose value differs from the config file's writes its results to
     #: ``<config>_<label><value>`` (:func:`lib.utils.run_layout.results_label`).
     results_variant: tuple[str, str] = ("MODEL.DEPTH", "depth")
+    #: Whether the tracker can advance several sequences in one network call (``prepare`` / ``complete``,
+    #: :mod:`lib.test.tracker.lockstep`; ``tracking/test.py --batch``).
+    lockstep: bool = True
     #: Whether the training batches are whole sequences (sequence-level training) rather than frames.
     sequence_batches: bool = False
 
@@ -186,6 +189,7 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
         tracker=_fastseqtrack_tracker,
         initialise=initialise_fastseqtrack,
         inference_paths=False,
+        lockstep=False,  # each frame's early exit is decided per sequence
         results_variant=("MODEL.DECODER.TAU", "tau"),
     ),
 )}

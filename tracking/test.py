@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(same boxes, slower)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="bf16 / int8 (CPU) / fp16 (CUDA) change the boxes slightly; default fp32")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="track this many sequences per network call (lockstep, FARTrack families); a frame's "
+                             "time is its step's time / the sequences in the step")
     parser.add_argument("--cuda_graphs", action="store_true",
                         help="replay each frame's network call from a CUDA graph (CUDA, fast path only)")
     return parser.parse_args(argv)

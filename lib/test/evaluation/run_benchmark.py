@@ -57,8 +57,12 @@ def benchmark_label(family: Family, cfg: Any, config: PathLike, depth: Optional[
 
 
 def option_error(family: Family, device: str, depth: Optional[int], faithful: bool, precision: str,
-                 cuda_graphs: bool) -> Optional[str]:
+                 cuda_graphs: bool, batch: int = 1) -> Optional[str]:
     """Why the inference options cannot run together (None when they can)."""
+    if batch < 1:
+        return f"--batch must be at least 1, got {batch}"
+    if batch > 1 and not family.lockstep:
+        return f"{family.name} tracks one sequence per network call (its exits are per frame); drop --batch"
     if not family.inference_paths and (depth is not None or faithful or precision != "fp32" or cuda_graphs):
         key = family.results_variant[0]
         return f"{family.name} runs in fp32 on its one path and has no --depth (it varies by {key}: --opts {key} VALUE)"
@@ -83,7 +87,7 @@ def run_benchmark(script: str, config: str, *, dataset: str = "otb", sequence: O
                   threads: int = 0, num_gpus: int = 1, device: Optional[str] = None,
                   checkpoint: Optional[PathLike] = None, depth: Optional[int] = None, opts: Sequence[Any] = (),
                   allow_missing: bool = False, no_progress: bool = False, faithful: bool = False,
-                  precision: str = "fp32", cuda_graphs: bool = False) -> int:
+                  precision: str = "fp32", cuda_graphs: bool = False, batch: int = 1) -> int:
     """Run ``tracking/test.py``'s job (its options, same names); returns its exit status (module docstring)."""
     family = get_family(script)
     try:
@@ -112,7 +116,7 @@ def run_benchmark(script: str, config: str, *, dataset: str = "otb", sequence: O
     if device == "cuda" and not torch.cuda.is_available():
         logger.error("--device cuda requested but no CUDA device is available")
         return 2
-    problem = option_error(family, device, depth, faithful, precision, cuda_graphs)
+    problem = option_error(family, device, depth, faithful, precision, cuda_graphs, batch)
     if problem is not None:
         logger.error("%s", problem)
         return 2
@@ -121,9 +125,10 @@ def run_benchmark(script: str, config: str, *, dataset: str = "otb", sequence: O
     options = (InferenceOptions.faithful() if faithful
                else InferenceOptions(precision=precision, cuda_graphs=cuda_graphs))
     spec = TrackerSpec(script, config, str(checkpoint), depth, tuple(opts), options)
-    logger.info("%s:%s on %s (%d sequences) -> %s", script, label, dataset, len(sequences), results_dir)
+    logger.info("%s:%s on %s (%d sequences%s) -> %s", script, label, dataset, len(sequences),
+                f", {batch} per network call" if batch > 1 else "", results_dir)
     summary = run_sequences(spec, sequences, results_dir, threads=threads, num_gpus=num_gpus, device=device,
-                            progress=not no_progress)
+                            progress=not no_progress, batch=batch)
     return report(summary, len(sequences))
 
 

@@ -10,6 +10,9 @@ their errors, and make the command exit non-zero.
 
 Trackers with early exits (``records_exits``, FastSeqTrack) also get ``<seq>_exits.txt`` next to the boxes: one
 integer per frame, aligned with ``<seq>.txt``, the exit each frame took (-1 for frame 0, which runs no network).
+
+``batch`` > 1 tracks that many sequences per network call (:mod:`lib.test.evaluation.lockstep`, FARTrack families):
+same result files; a frame's time is its step's time divided by the sequences in the step.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence as SequenceType
+from typing import Iterable, Iterator, Optional, Sequence as SequenceType
 
 import cv2
 import numpy as np
@@ -30,6 +33,7 @@ from tqdm import tqdm
 from lib.config.loader import load_config
 from lib.families import get_family
 from lib.test.evaluation.data import Sequence
+from lib.test.evaluation.lockstep import SequenceRun, track_lockstep
 from lib.test.tracker.backends import InferenceOptions
 from lib.utils.run_layout import result_file
 
@@ -179,26 +183,48 @@ def _init_worker(spec: TrackerSpec, base_device: str, num_gpus: int, torch_threa
     _worker_tracker = build_tracker(spec, _worker_device(base_device, num_gpus))
 
 
-def _run_one(seq: Sequence, results_dir: Path) -> SequenceOutcome:
+def _outcome(run: SequenceRun, results_dir: Path, exits: Optional[list[int]] = None) -> SequenceOutcome:
+    """Write a tracked sequence's result files (nothing for a failed one) and say how it went."""
+    if run.error:
+        return SequenceOutcome(run.seq.name, "failed", error=run.error)
     try:
-        exits: Optional[list[int]] = [] if getattr(_worker_tracker, "records_exits", False) else None
-        boxes, times, _ = track_sequence(_worker_tracker, seq, exits)
         if exits is not None:
-            write_exits(results_dir, seq, exits)
-        write_results(results_dir, seq, boxes, times)
-        return SequenceOutcome(seq.name, "done", frames=len(times), seconds=float(sum(times)))
+            write_exits(results_dir, run.seq, exits)
+        write_results(results_dir, run.seq, run.boxes, run.times)
+    except OSError as error:
+        return SequenceOutcome(run.seq.name, "failed", error=f"{type(error).__name__}: {error}")
+    return SequenceOutcome(run.seq.name, "done", frames=len(run.times), seconds=float(sum(run.times)))
+
+
+def _run_one(seq: Sequence, results_dir: Path) -> SequenceOutcome:
+    exits: Optional[list[int]] = [] if getattr(_worker_tracker, "records_exits", False) else None
+    try:
+        boxes, times, scores = track_sequence(_worker_tracker, seq, exits)
+        run = SequenceRun(seq, boxes, times, scores)
     except Exception as error:  # noqa: BLE001 - reported per sequence, the run goes on and then fails
         logger.debug("sequence %s failed", seq.name, exc_info=True)
-        return SequenceOutcome(seq.name, "failed", error=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+        run = SequenceRun(seq, error=f"{type(error).__name__}: {error}\n{traceback.format_exc()}")
+    return _outcome(run, results_dir, exits)
 
 
 def _run_one_star(args: tuple[Sequence, Path]) -> SequenceOutcome:
     return _run_one(*args)
 
 
+def _run_lockstep(sequences: SequenceType[Sequence], results_dir: Path, batch: int) -> Iterator[SequenceOutcome]:
+    """This worker's ``sequences``, ``batch`` at a time (:mod:`lib.test.evaluation.lockstep`)."""
+    for run in track_lockstep(_worker_tracker, sequences, batch, read_rgb):
+        yield _outcome(run, results_dir)
+
+
+def _run_share_star(args: tuple[list[Sequence], Path, int]) -> list[SequenceOutcome]:
+    return list(_run_lockstep(*args))
+
+
 def run_sequences(spec: TrackerSpec, sequences: SequenceType[Sequence], results_dir: Path, threads: int = 0,
-                  num_gpus: int = 1, device: str = "cpu", progress: bool = True) -> RunSummary:
-    """Track every sequence without a result file; ``threads`` > 1 runs that many worker processes."""
+                  num_gpus: int = 1, device: str = "cpu", progress: bool = True, batch: int = 1) -> RunSummary:
+    """Track every sequence without a result file; ``threads`` > 1 runs that many worker processes, ``batch`` > 1
+    tracks that many sequences per network call in each (lockstep; the workers split the sequences evenly)."""
     summary = RunSummary()
     todo = []
     for seq in sequences:
@@ -213,14 +239,20 @@ def run_sequences(spec: TrackerSpec, sequences: SequenceType[Sequence], results_
     bar = tqdm(total=len(todo), desc=f"{spec.script}:{spec.config}", unit="seq", disable=not progress)
     workers = max(1, min(threads, len(todo)))
     torch_threads = max(1, (os.cpu_count() or 1) // workers)
+    outcomes: Iterable[SequenceOutcome]
     if workers == 1:
         _init_worker(spec, device, num_gpus, torch.get_num_threads())
-        outcomes = (_run_one(seq, results_dir) for seq in todo)
+        outcomes = (_run_one(seq, results_dir) for seq in todo) if batch == 1 else _run_lockstep(todo, results_dir,
+                                                                                                batch)
         pool = None
     else:
         pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker,
                                             initargs=(spec, device, num_gpus, torch_threads))
-        outcomes = pool.imap_unordered(_run_one_star, [(seq, results_dir) for seq in todo])
+        if batch == 1:
+            outcomes = pool.imap_unordered(_run_one_star, [(seq, results_dir) for seq in todo])
+        else:
+            shares = [(todo[worker::workers], results_dir, batch) for worker in range(workers)]
+            outcomes = (outcome for share in pool.imap_unordered(_run_share_star, shares) for outcome in share)
     try:
         for outcome in outcomes:
             summary.outcomes.append(outcome)

@@ -69,9 +69,10 @@ class NetworkBackend(Protocol):
 
 
 def normalise_crop(crop: np.ndarray, mean: Tensor, std: Tensor) -> Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float32, /255, normalised with (1, 3, 1, 1) ``mean`` / ``std`` on their
-    device (the official Preprocessor)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(crop)).to(mean.device).permute(2, 0, 1).unsqueeze(0).float()
+    """(H, W, 3) or (B, H, W, 3) uint8 RGB -> (1 or B, 3, H, W) float32, /255, normalised with (1, 3, 1, 1) ``mean``
+    / ``std`` on their device (the official Preprocessor)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(crop)).to(mean.device)
+    tensor = (tensor if tensor.dim() == 4 else tensor.unsqueeze(0)).permute(0, 3, 1, 2).float()
     return (tensor / 255.0 - mean) / std
 
 
@@ -224,6 +225,10 @@ class TorchBackend:
         """:func:`normalise_crop` in the run dtype."""
         return normalise_crop(crop, self.mean, self.std).to(self.dtype)
 
+    def preprocess_batch(self, crops: Sequence[np.ndarray]) -> Tensor:
+        """B crops of one size -> (B, 3, H, W) in the run dtype (the arithmetic of :func:`normalise_crop`)."""
+        return normalise_crop(np.stack(crops), self.mean, self.std).to(self.dtype)
+
     @torch.inference_mode()
     def encode_template(self, crop: np.ndarray) -> Tensor:
         image = self.preprocess(crop)
@@ -231,19 +236,44 @@ class TorchBackend:
             return image[0]
         return self.net.backbone.embed_templates(image.unsqueeze(1))[0, 0]  # (P, C)
 
-    @torch.inference_mode()
     def run(self, templates: Sequence[Tensor], search_crop: np.ndarray, template_keep: Optional[Tensor]
             ) -> tuple[Tensor, Optional[Tensor]]:
-        stacked = torch.stack(list(templates)).unsqueeze(0)
-        search = self.preprocess(search_crop)
-        if template_keep is not None:
-            template_keep = template_keep.to(self.device)
-        if self.options.cache_template_tokens:
-            out = self._forward(stacked, search, template_keep)
+        logits, keeps = self.run_batch([templates], [search_crop],
+                                       None if template_keep is None else [template_keep[0]])
+        return logits, None if keeps is None else keeps[0]
+
+    @torch.inference_mode()
+    def run_batch(self, templates: Sequence[Sequence[Tensor]], search_crops: Sequence[np.ndarray],
+                  template_keeps: Optional[Sequence[Tensor]]) -> tuple[Tensor, Optional[list[Tensor]]]:
+        """One network call for B trackers: ``templates[b]`` the slots of tracker b, ``template_keeps[b]`` its
+        (T, P) keep-mask (sparse family). Returns the (B, 4, V) float32 logits and the B newest keep-masks (P,).
+
+        Dropping pruned tokens needs one token count per call: samples whose slots keep different counts (the
+        sparse family's first frame keeps all 245 template tokens, later frames 197) run as one call per count.
+        Paths that mask pruned keys (faithful, CUDA graphs) mix them in one call."""
+        stacked = torch.stack([torch.stack(list(slots)) for slots in templates])
+        search = self.preprocess_batch(search_crops)
+        keep = None if template_keeps is None else torch.stack(list(template_keeps)).to(self.device)
+        groups = [torch.arange(len(search_crops))]
+        if keep is not None and self.net.drop_pruned_tokens and len(search_crops) > 1:
+            counts = keep.flatten(1).sum(dim=1)
+            groups = [torch.nonzero(counts == count).flatten() for count in counts.unique()]
+        if len(groups) == 1:
+            logits, newest = self._call(stacked, search, keep)
         else:
-            out = self.net(stacked, search, template_keep=template_keep)
-        keep = out["template_keep"][0] if "template_keep" in out else None
-        return out["logits"].float(), keep
+            parts = [self._call(stacked[rows], search[rows], keep[rows]) for rows in groups]
+            order = torch.argsort(torch.cat(groups))
+            logits = torch.cat([part[0] for part in parts])[order]
+            newest = torch.cat([part[1] for part in parts])[order]
+        return logits.float(), None if newest is None else list(newest.unbind(0))
+
+    def _call(self, templates: Tensor, search: Tensor, template_keep: Optional[Tensor]
+              ) -> tuple[Tensor, Optional[Tensor]]:
+        if self.options.cache_template_tokens:
+            out = self._forward(templates, search, template_keep)
+        else:
+            out = self.net(templates, search, template_keep=template_keep)
+        return out["logits"], out.get("template_keep")
 
     def _network_call(self, template_tokens: Tensor, search: Tensor, template_keep: Optional[Tensor]
                       ) -> dict[str, Tensor]:

@@ -71,6 +71,19 @@ class TrackerParams:
                              mean=tuple(cfg.DATA.MEAN), std=tuple(cfg.DATA.STD)), **overrides})
 
 
+@dataclass
+class FrameRequest:
+    """What one tracker asks the network for one frame (:meth:`FARTrackTracker.prepare`)."""
+
+    image: np.ndarray
+    #: What the backend keeps for the template in each slot, oldest first.
+    templates: list[Any]
+    search_crop: np.ndarray
+    #: Sparse family: the (1, T, P) keep-mask of the slots' templates; None otherwise.
+    template_keep: Optional[Tensor]
+    resize_factor: float
+
+
 class FARTrackTracker:
     """One tracker for every family: ``params`` carries the decode and template schedule, the backend says whether
     template tokens are pruned.
@@ -130,17 +143,30 @@ class FARTrackTracker:
         self.state = box
         return {"target_bbox": list(box)}
 
-    @torch.no_grad()
     def track(self, image: np.ndarray, info: Optional[dict] = None) -> dict:
         """Track one frame (``info`` is part of the pytracking signature and not used)."""
-        height, width = image.shape[:2]
+        request = self.prepare(image)
+        logits, newest_keep = self.backend.run(request.templates, request.search_crop, request.template_keep)
+        return self.complete(request, logits, newest_keep)
+
+    # ------------------------------------------------------------------ one frame in two halves (lockstep batches)
+    def prepare(self, image: np.ndarray) -> FrameRequest:
+        """First half of :meth:`track`: the network inputs of the next frame (the search crop around the current
+        box, the slots' templates and keep-mask). :mod:`lib.test.tracker.lockstep` batches them across trackers."""
         self.frame_id += 1
         params = self.params
         crop, resize_factor = sample_target(image, self.state, params.search_factor, params.search_size)
-        logits, newest_keep = self.backend.run([self.templates[i] for i in self.slots], crop, self.slot_keep())
-        spec = self.spec
+        return FrameRequest(image, [self.templates[i] for i in self.slots], crop, self.slot_keep(), resize_factor)
+
+    @torch.no_grad()
+    def complete(self, request: FrameRequest, logits: Tensor, newest_keep: Optional[Tensor]) -> dict:
+        """Second half of :meth:`track`: decode this tracker's (1, 4, V) ``logits``, update the box and the template
+        memory (``newest_keep``: the sparse family's keep-mask of the newest slot's template)."""
+        height, width = request.image.shape[:2]
+        params, spec = self.params, self.spec
         box = self.decode(logits, spec.bins, spec.value_range).view(-1, 4).mean(dim=0)  # x1 y1 x2 y2, crop units
         confidence = logits.softmax(dim=-1).amax(dim=-1).mean()
+        resize_factor = request.resize_factor
         # One device-to-host transfer per frame for the box and the score.
         *pred, confidence = torch.cat([self._official_cxcywh(box) * params.search_size / resize_factor,
                                        confidence.view(1)]).tolist()
@@ -149,8 +175,12 @@ class FARTrackTracker:
         if self.sparse:
             # The mask belongs to the template that sat in the newest slot during this forward.
             self.template_masks.setdefault(self.slots[-1], newest_keep)
-        self._store_template(image, self.state)
+        self._store_template(request.image, self.state)
         return {"target_bbox": list(self.state), "best_score": confidence}
+
+    def sibling(self) -> "FARTrackTracker":
+        """A new tracker over the same backend and parameters (one per sequence of a lockstep batch)."""
+        return FARTrackTracker(self.backend, self.params)
 
     @staticmethod
     def _official_cxcywh(box: Tensor) -> Tensor:
