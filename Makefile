@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test quickstart clean-venv
+.PHONY: setup test quickstart gpu-check clean-venv
 
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 quickstart: $(STAMP)
 	$(PY) tracking/quickstart.py
+
+# CUDA tests, GPU profiles, --batch throughput, AMP + nccl training; CPU-compatible parts only without CUDA (docs/speed.md)
+gpu-check: $(STAMP)
+	$(PY) tracking/gpu_check.py --out output/gpu_check
 
 clean-venv:
 	rm -rf $(VENV)

@@ -62,10 +62,13 @@ setup(
         # got10k (test oracle) imports six; the ONNX pins let the ONNX parity tests run in CI.
         "dev": ["pytest>=8", "hypothesis>=6.100", "got10k==0.1.3", "six",
                 "onnx==1.23.2", "onnxruntime==1.31.1", "onnxscript==0.7.2",
+                "openvino==2026.4.1",  # tests/test_openvino.py, the profiler's openvino path
                 *VOT_TOOLKIT_DEPENDENCIES,  # tests/test_vot.py; the Makefile adds vot-toolkit itself (see below)
                 "setuptools>=70.1"],  # tests/test_install.py builds the wheel without build isolation
         # ONNX export (dynamo exporter: onnx + onnxscript) and the ONNX Runtime tracker (onnxruntime only).
         "onnx": ["onnx==1.23.2", "onnxruntime==1.31.1", "onnxscript==0.7.2"],
+        # The OpenVINO tracker (lib.export.openvino_runtime) on the ONNX export; exporting still needs the onnx extra.
+        "openvino": ["openvino==2026.4.1"],
         # VOT toolkit integration (lib/vot, tracking/vot_tracker.py, docs/vot.md); see VOT_TOOLKIT below.
         "vot": [VOT_TOOLKIT, *VOT_TOOLKIT_DEPENDENCIES, "opencv-python>=4.0"],
         "jpeg": ["jpeg4py>=0.1.4"],

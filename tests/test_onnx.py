@@ -21,7 +21,7 @@ from lib.api import load_network  # noqa: E402
 from lib.config.loader import load_config  # noqa: E402
 from lib.families import OFFICIAL_CONFIGS, get_family
 from lib.export import OPSET, OnnxBackend, OnnxModelError, OnnxModelInfo, export_onnx, template_graph_path  # noqa: E402
-from lib.export.onnx_runtime import METADATA_PREFIX  # noqa: E402
+from lib.export.graph_pair import METADATA_PREFIX  # noqa: E402
 from lib.models.fartrack.sparsify import training_keep_mask  # noqa: E402
 from lib.test.evaluation.running import read_rgb, track_sequence  # noqa: E402
 from lib.test.tracker.backends import InferenceOptions, TorchBackend  # noqa: E402

@@ -75,12 +75,34 @@ def test_profile_cli_fastseqtrack(tmp_path):
                                    "--frames_dir", str(REAL)]) == 2
 
 
-def test_profile_cli_onnx_path(tmp_path):
+def test_profile_cli_peer_runtime_paths(tmp_path):
     pytest.importorskip("onnxruntime")
+    runtimes = ["onnx", "onnx-int8"]
+    try:
+        import openvino  # noqa: F401
+        runtimes.append("openvino")
+    except ImportError:
+        pass
     out = tmp_path / "profile.json"
     assert profile_model.main(["--script", "fartrack", "--config", "fartrack_tiny_224_full", "--depth", "1",
-                               "--threads", "1", "--paths", "fast", "onnx", "--frames_dir", str(REAL),
+                               "--threads", "1", "--paths", "fast", *runtimes, "--frames_dir", str(REAL),
                                "--frames", "4", "--calls", "2", "--warmup", "1", "--json", str(out)]) == 0
-    fast, onnx = json.loads(out.read_text())["rows"]
-    assert onnx["path"] == "onnx" and onnx["macs"] == fast["macs"]
-    assert onnx["boxes_vs_reference"]["max_corner_diff_px"] < 1.0  # ONNX Runtime keeps the PyTorch boxes
+    fast, *rows = json.loads(out.read_text())["rows"]
+    assert [row["path"] for row in rows] == runtimes
+    for row in rows:
+        assert row["macs"] == fast["macs"] and row["options"]["runtime"] in ("onnxruntime", "openvino")
+        if row["path"] != "onnx-int8":  # float32 runtimes keep the PyTorch boxes
+            assert row["boxes_vs_reference"]["max_corner_diff_px"] < 1.0
+    assert rows[1]["options"]["quantization"].startswith("int8 dynamic")
+
+
+def test_profile_cli_names_the_extra_of_a_missing_runtime(tmp_path, monkeypatch, caplog):
+    import lib.test.profiling as profiling
+
+    def missing():
+        raise ImportError("openvino is not installed; install the OpenVINO extra: pip install -e '.[openvino]'")
+
+    monkeypatch.setitem(profiling.RUNTIME_IMPORTS, "openvino", missing)
+    assert profile_model.main(["--script", "fartrack", "--config", "fartrack_tiny_224_full", "--depth", "1",
+                               "--paths", "fast", "openvino", "--frames_dir", str(REAL), "--frames", "4"]) == 2
+    assert "[openvino]" in caplog.text

@@ -7,9 +7,10 @@ For FastSeqTrack (``--script fastseqtrack``) there is one path; its early exits 
 (``--opts MODEL.DECODER.TAU 0.3``). FARTrack paths: ``faithful``, the official per-frame work and arithmetic;
 ``fast``, the default path, with the fastest kernels for the device; ``fast-torch``, the same with PyTorch's own
 kernels (SDPA and ``nn.Linear``); ``bf16`` / ``int8`` (CPU) / ``fp16`` (CUDA), the fast path in lower
-precision; ``cuda-graphs`` / ``fp16-cuda-graphs`` (CUDA), the fast path replayed from CUDA graphs; ``onnx``, the
-network exported to ONNX and run by ONNX Runtime (needs the ``onnx`` extras). For every depth and
-path it prints the median and p90 latency and FPS of the network alone and of the whole tracker step on real
+precision; ``cuda-graphs`` / ``fp16-cuda-graphs`` (CUDA), the fast path replayed from CUDA graphs. Peer runtimes
+on the network exported to ONNX once per depth (the same files for all of them): ``onnx``, ONNX Runtime in float32
+and ``onnx-int8``, its dynamically quantised int8 frame graph (the ``onnx`` extra); ``openvino``, OpenVINO in
+float32 (the ``openvino`` extra). For every depth and path it prints the median and p90 latency and FPS of the network alone and of the whole tracker step on real
 frames, the speed-up over the first path measured in the same run, and how far each path's boxes move from the
 first path's (max corner difference in px and mean IoU over the sequence). MACs come from
 ``torch.utils.flop_counter`` (projections + attention products, batch 1) at 100 % and, for the sparse family, at
@@ -27,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.families import FAMILY_NAMES  # noqa: E402
-from lib.test.profiling import DEFAULT_FRAMES, ONNX_PATH, PATHS, run_profile  # noqa: E402
+from lib.test.profiling import DEFAULT_FRAMES, PATHS, RUNTIME_PATHS, run_profile  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,7 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, nargs="+", help="layers to run (default: the config's MODEL.DEPTH)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--paths", nargs="+", choices=[*PATHS, ONNX_PATH],
+    parser.add_argument("--paths", nargs="+", choices=[*PATHS, *RUNTIME_PATHS],
                         help="inference paths to time (default: faithful fast); the first is the reference for "
                              "speed-ups and box changes")
     parser.add_argument("--checkpoint", type=Path, help="weights (default: random, seeded, which times the same)")

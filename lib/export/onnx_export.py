@@ -17,7 +17,7 @@ What the graphs compute is the network's own eval forward, split where the PyTor
   the command-token logits (1, 4, V) and, sparse family, the newest template's keep-mask (1, P).
 
 Every size comes from the network's :class:`BackboneSpec`; the names, shapes and metadata keys are defined in
-:mod:`lib.export.onnx_runtime`.
+:mod:`lib.export.graph_pair`.
 
 Choices, and why:
 
@@ -64,8 +64,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lib.export.onnx_runtime import (FRAME_GRAPH, INSTALL_HINT, OUTPUT_TEMPLATE_TOKENS, INPUT_TEMPLATE, TEMPLATE_GRAPH,
-                                     OnnxBackend, OnnxModelInfo, template_graph_path)
+from lib.export.graph_pair import (FRAME_GRAPH, INPUT_TEMPLATE, OUTPUT_TEMPLATE_TOKENS, TEMPLATE_GRAPH, OnnxModelInfo,
+                                   template_graph_path)
+from lib.export.onnx_runtime import INSTALL_HINT, OnnxBackend
 from lib.models.fartrack.network import FARTrackNetwork
 from lib.models.fartrack.sparsify import training_keep_mask
 from lib.models.onednn import use_torch_linears

@@ -14,9 +14,14 @@ What is timed (every number says which):
 Every timing is one call, after warm-up, with the device synchronised before and after (CUDA), so the median and
 p90 are per-call latencies, not throughput over overlapped calls.
 
-:func:`profile` runs every depth and inference path (:data:`PATHS`, :data:`ONNX_PATH`) of ``tracking/profile_model.py``
-and :func:`run_profile` is that command: the table, the JSON file and the exit status (0 done, 2 bad arguments or
-inputs).
+Peer runtimes (:data:`RUNTIME_PATHS`) run the same network exported once per depth (``lib.export``: the template
+graph and the frame graph) next to the PyTorch paths: ONNX Runtime in float32 and in dynamic int8
+(``lib.export.quantize``), and OpenVINO in float32. Their model-only time is the frame graph on cached template tokens,
+as for the fast path.
+
+:func:`profile` runs every depth and inference path (:data:`PATHS`, :data:`RUNTIME_PATHS`) of
+``tracking/profile_model.py`` and :func:`run_profile` is that command: the table, the JSON file and the exit status
+(0 done, 2 bad arguments, inputs or a missing optional runtime).
 """
 from __future__ import annotations
 
@@ -37,7 +42,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.ops import box_iou
 
 from lib.config.loader import ConfigError, load_config
-from lib.export import OnnxBackend, export_onnx
+from lib.export import GraphPairBackend, OnnxBackend, OpenVinoBackend, export_onnx, quantize_int8
+from lib.export.onnx_runtime import import_onnxruntime
+from lib.export.openvino_runtime import import_openvino
+from lib.export.quantize import int8_path
 from lib.families import get_family
 from lib.models.fartrack.complexity import count_macs, paper_param_count
 from lib.models.fartrack.network import FARTrackNetwork
@@ -116,7 +124,7 @@ def steady_state_keep(tracker: FARTrackTracker) -> Optional[torch.Tensor]:
         return None
     backend = tracker.backend
     spec = tracker.spec
-    # TorchBackend keeps the network; OnnxBackend the ratio it was exported with (its metadata).
+    # TorchBackend keeps the network; the exported-graph backends the ratio it was exported with (their metadata).
     ratio = backend.net.test_prune_ratio if isinstance(backend, TorchBackend) else backend.info.test_prune_ratio
     kept = spec.tokens_per_template - num_pruned(spec.tokens_per_template, ratio)
     keep = torch.zeros(1, spec.num_templates, spec.tokens_per_template, dtype=torch.bool)
@@ -218,8 +226,13 @@ PATHS = {
     "cuda-graphs": InferenceOptions(cuda_graphs=True),
     "fp16-cuda-graphs": InferenceOptions(precision="fp16", cuda_graphs=True),
 }
-#: The exported graph run by ONNX Runtime (CPU execution provider); needs the ``onnx`` extras.
-ONNX_PATH = "onnx"
+#: Peer runtimes on the network exported to ONNX (CPU): what each runs, and the import that must work for it.
+RUNTIME_PATHS = {
+    "onnx": "ONNX Runtime, float32 (CPU execution provider; the onnx extra)",
+    "onnx-int8": "ONNX Runtime, dynamic int8 frame graph (lib.export.quantize_int8; the onnx extra)",
+    "openvino": "OpenVINO, float32 (CPU plugin, latency hint; the openvino extra)",
+}
+RUNTIME_IMPORTS = {"onnx": import_onnxruntime, "onnx-int8": import_onnxruntime, "openvino": import_openvino}
 #: The one path of families without inference paths (FastSeqTrack).
 DEFAULT_PATH = "default"
 
@@ -248,19 +261,31 @@ def box_change(boxes: torch.Tensor, reference: torch.Tensor) -> dict:
     return {"max_corner_diff_px": float((a - b).abs().max()), "mean_iou_to_reference": float(iou.mean())}
 
 
-def onnx_tracker(torch_tracker: FARTrackTracker, threads: int, folder: Path) -> FARTrackTracker:
-    """The same network exported to ONNX (checked at export) and tracked through ONNX Runtime: the template graph
-    once per stored template, the frame graph on the cached tokens every frame (what "model only" times)."""
+def runtime_tracker(name: str, torch_tracker: FARTrackTracker, threads: int, folder: Path) -> FARTrackTracker:
+    """The network of ``torch_tracker`` run by the peer runtime ``name`` (:data:`RUNTIME_PATHS`): the template graph
+    once per stored template, the frame graph on the cached tokens every frame (what "model only" times).
+
+    The network is exported (and checked against PyTorch) once per family and depth into ``folder``, so every
+    runtime of a depth runs the same files; ``onnx-int8`` quantises that export once."""
     net = torch_tracker.backend.net
     path = folder / f"{net.family}_depth{net.depth}.onnx"
-    export_onnx(net, path, torch_tracker.params)
-    backend = OnnxBackend(path, intra_op_num_threads=threads)
+    if not path.is_file():
+        export_onnx(net, path, torch_tracker.params)
+    if name == "onnx-int8":
+        path = int8_path(path) if int8_path(path).is_file() else quantize_int8(path)
+    if name == "openvino":
+        backend: GraphPairBackend = OpenVinoBackend(path, num_threads=threads)
+    else:
+        backend = OnnxBackend(path, intra_op_num_threads=threads)
     return FARTrackTracker(backend, backend.tracker_params)
 
 
 def run_options(tracker: Any) -> dict:
-    """The inference options a tracker really runs with (``auto`` kernels resolved); empty for other backends."""
+    """The inference options a tracker really runs with (``auto`` kernels resolved; a peer runtime's name, version
+    and settings); empty for other backends."""
     backend = getattr(tracker, "backend", None)
+    if isinstance(backend, GraphPairBackend):
+        return backend.describe()
     return dict(backend.kernels.__dict__) if isinstance(backend, TorchBackend) else {}
 
 
@@ -317,6 +342,9 @@ def profile(script: str, config: str, *, depth: Optional[Sequence[int]] = None, 
         raise ValueError(f"{script} has one inference path and no --depth (its early exits follow {key}, e.g. "
                          f"--opts {key} 0.3)")
     paths = [DEFAULT_PATH] if single_path else (paths or ["faithful", "fast"])
+    for name in paths:
+        if name in RUNTIME_IMPORTS:
+            RUNTIME_IMPORTS[name]()  # fail before any timing, with the extra to install
     depths = [None] if single_path else (depth or [cfg.MODEL.DEPTH])
     rooflines = matmul_roofline(torch_device)
     roofline = rooflines["best"]
@@ -337,10 +365,11 @@ def profile(script: str, config: str, *, depth: Optional[Sequence[int]] = None, 
             tracker = build_tracker(spec, str(torch_device))
             if not counts:
                 counts = network_counts(tracker, images[0], init_box)
-            if name == ONNX_PATH:
-                tracker = onnx_tracker(tracker, threads, Path(scratch.name))
+            if name in RUNTIME_PATHS:
+                tracker = runtime_tracker(name, tracker, threads, Path(scratch.name))
+                cli_logger.info("%s: %s", name, tracker.backend.describe())
             choice = kernel_choice(tracker)
-            if choice is not None and name != ONNX_PATH:
+            if choice is not None:
                 cli_logger.info("%s: %s", name, tracker.backend.kernel_choice.summary())
             step_macs = list(counts["macs"].values())[-1]["total_macs"]  # what the tracker runs in steady state
             model = time_model_only(tracker, images, init_box, torch_device, calls, warmup)
@@ -393,7 +422,7 @@ def run_profile(*, json_path: Optional[Path] = None, **options: Any) -> int:
         return 2
     try:
         result = profile(**options)
-    except (ConfigError, FileNotFoundError, ValueError) as error:
+    except (ConfigError, FileNotFoundError, ValueError, ImportError) as error:
         cli_logger.error("%s", error)
         return 2
     print_table(result, result["rows"][0]["path"])
