@@ -4,6 +4,7 @@ tracking/analysis_results.py."""
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from pathlib import Path
 
@@ -71,11 +72,12 @@ def load_script(name: str):
     return module
 
 
-def small_net(layers: int = 3, n_bins: int = 64, seed: int = 0):
+def small_net(layers: int = 3, n_bins: int = 64, seed: int = 0, exit_score: str = "sum"):
     """A small random network (quickstart sizes, one encoder layer) with weights spread so that the exits
     disagree and their scores vary between samples."""
     cfg = load_config(SCRIPT, "fastseqtrack_quickstart", ["MODEL.BACKBONE.DEPTH", 1, "MODEL.DECODER.LAYERS", layers,
-                                                           "MODEL.HEAD.N_BINS", n_bins])
+                                                           "MODEL.HEAD.N_BINS", n_bins,
+                                                           "MODEL.DECODER.EXIT_SCORE", exit_score])
     torch.manual_seed(seed)
     net = build_network(cfg).eval()
     with torch.no_grad():
@@ -155,26 +157,68 @@ def test_one_pass_decoding_equals_the_exit_rule_and_higher_tau_never_exits_earli
     assert seen == {0, 1, 2, 3}  # the sweep exercised every exit
 
 
-def test_tau_above_one_always_runs_the_full_decoder():
-    net = small_net(layers=2)
-    templates, search = inputs(net, 4)
+def make_certain(net) -> None:
+    """A head that puts probability exactly 1 on one word for every coordinate (no window): the top score."""
+    with torch.no_grad():
+        net.head.mlp[-1].weight.zero_()
+        net.head.mlp[-1].bias.zero_()
+        net.head.mlp[-1].bias[7] = 1e4
+
+
+def decoder_calls(net):
+    """(list filled with the batch size of every decoder layer call, hooks to remove)."""
     calls = []
-    hooks = [layer.register_forward_hook(lambda m, args, out: calls.append(out.shape[0])) for layer in net.decoder]
+    return calls, [layer.register_forward_hook(lambda m, args, out: calls.append(out.shape[0]))
+                   for layer in net.decoder]
+
+
+def test_literal_mean_reading_never_exits_at_the_papers_tau():
+    """EXIT_SCORE mean (the paper's words read literally): the score is at most 1, so tau >= 1 -- the paper's 1.6
+    included -- always runs the whole decoder, and any tau below 1 exits before it when the head is certain."""
+    net = small_net(layers=2, exit_score="mean")
+    templates, search = inputs(net, 4)
+    calls, hooks = decoder_calls(net)
     try:
         for tau in (1.0 + 1e-6, 1.6, 10.0):
             calls.clear()
             decision = net.track(templates, search, tau=tau, window=hanning_window(net.spec.n_bins))
             assert decision.exit.tolist() == [2] * 4 and calls == [4, 4]
-        # A head that is certain (probability exactly 1 everywhere, no window): the score reaches 1 but never
-        # exceeds it, so tau 1 and above still run everything, while any tau below 1 exits before the decoder.
-        with torch.no_grad():
-            net.head.mlp[-1].weight.zero_()
-            net.head.mlp[-1].bias.zero_()
-            net.head.mlp[-1].bias[7] = 1e4
+        make_certain(net)
         for tau, exit_index, layers_run in ((1.0, 2, [4, 4]), (1.6, 2, [4, 4]), (0.999, 0, [])):
             calls.clear()
             decision = net.track(templates, search, tau=tau)
             assert decision.score.tolist() == [1.0] * 4
+            assert decision.exit.tolist() == [exit_index] * 4 and calls == layers_run
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def test_sum_reading_is_the_default_and_the_papers_tau_asks_for_an_average_of_0_4():
+    """EXIT_SCORE sum (the configs' default): the score is the sum of the 4 top probabilities, in [0, 4]; tau 1.6
+    fires exactly when their average is above 0.4, and only tau >= 4 disables the exits."""
+    for config in CONFIGS:
+        cfg = load_config(SCRIPT, config)
+        assert (cfg.MODEL.DECODER.EXIT_SCORE, cfg.MODEL.DECODER.TAU) == ("sum", 1.6)
+    net = small_net(layers=2)
+    assert net.spec.exit_score == "sum"
+    logits = torch.full((3, 4, net.spec.n_bins), -1e4)
+    for sample, top in enumerate((0.39, 0.41, 0.9)):  # each coordinate: `top` on word 5, the rest on words 9..11
+        logits[sample, :, 5] = math.log(top)
+        logits[sample, :, 9:12] = math.log((1.0 - top) / 3)
+    _, score = net.decode_logits(logits)
+    assert torch.allclose(score, torch.tensor([1.56, 1.64, 3.6]), atol=1e-5)
+    assert (score > 1.6).tolist() == [False, True, True]
+    mean_net = small_net(layers=2, exit_score="mean")
+    assert torch.allclose(mean_net.decode_logits(logits)[1], score / 4)
+    templates, search = inputs(net, 4)
+    make_certain(net)
+    calls, hooks = decoder_calls(net)
+    try:
+        for tau, exit_index, layers_run in ((1.6, 0, []), (3.999, 0, []), (4.0, 2, [4, 4]), (10.0, 2, [4, 4])):
+            calls.clear()
+            decision = net.track(templates, search, tau=tau)
+            assert decision.score.tolist() == [4.0] * 4
             assert decision.exit.tolist() == [exit_index] * 4 and calls == layers_run
     finally:
         for hook in hooks:
@@ -226,6 +270,8 @@ def test_config_validation():
         load_config(SCRIPT, "fastseqtrack_tiny_224", ["DATA.TEMPLATE.NUMBER", 5])
     with pytest.raises(ConfigError, match="MODEL.DECODER.EMBED_DIM"):
         load_config(SCRIPT, "fastseqtrack_tiny_224", ["MODEL.DECODER.EMBED_DIM", 190])
+    with pytest.raises(ConfigError, match="MODEL.DECODER.EXIT_SCORE"):
+        load_config(SCRIPT, "fastseqtrack_tiny_224", ["MODEL.DECODER.EXIT_SCORE", "max"])
     with pytest.raises(ConfigError, match="unknown key 'MODEL.BINS'"):
         load_config(SCRIPT, "fastseqtrack_tiny_224", ["MODEL.BINS", 300])
     cfg = load_config(SCRIPT, "fastseqtrack_b256")
@@ -240,7 +286,7 @@ def test_b256_builds_at_full_size_and_runs_one_forward():
     assert net.spec.embed_dim == 768 and len(net.backbone.blocks) == 12 and net.spec.search_size == 256
     templates, search = inputs(net, 1)
     decision = net.track(templates, search)
-    assert decision.box.shape == (1, 4) and decision.exit.tolist() == [2]  # tau 1.6: the whole decoder
+    assert decision.box.shape == (1, 4) and decision.exit.tolist() == [2]  # tau 1.6: far above an untrained head
 
 
 def test_encoder_loads_timm_vit_weights(tmp_path):
@@ -275,11 +321,12 @@ def test_tracker_maps_a_training_target_back_to_the_image_box(monkeypatch):
     n_bins = net.spec.n_bins
     words = quantize(torch.tensor([[x + w / 2, y + h / 2, w, h]]), n_bins, 1)
     decision = ExitDecision(box=decode_argmax_plain(words, n_bins, 1).float(), exit=torch.tensor([1]),
-                            score=torch.tensor([0.7]), logits=torch.zeros(1, 4, n_bins))
+                            score=torch.tensor([2.8]), logits=torch.zeros(1, 4, n_bins))
     monkeypatch.setattr(net, "track", lambda *args, **kwargs: decision)
     out = tracker.track(second)
     # Training puts the crop centre at (size - 1) / 2, the tracker (as FARTrack's) at size / 2: half a crop pixel.
     assert np.allclose(out["target_bbox"], target, atol=1.0 / resize_factor)
+    # best_score is the average top probability (a [0, 1] confidence): the "sum" exit score / 4
     assert out["exit"] == 1 and out["best_score"] == pytest.approx(0.7)
 
 

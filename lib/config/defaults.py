@@ -199,10 +199,12 @@ def fastseqtrack_schema() -> dict[str, Any]:
                 "EMBED_DIM": 256,  # choice: with 256 / MLP 1024 the decoder + head count 3.464 M, the paper's Table 1
                 "NUM_HEADS": 8,
                 "MLP_RATIO": 4.0,
-                # Early-exit threshold on the mean over x, y, w, h of the largest window-penalised probability
-                # (in [0, 1]). Paper: 1.6, which that mean can never exceed, so the paper's value always runs the
-                # whole decoder; any TAU >= 1 does the same.
+                # Early-exit threshold (paper: 1.6): a sample stops at the first exit whose score is above TAU.
                 "TAU": 1.6,
+                # The exit score: "sum" over x, y, w, h of the largest window-penalised probability, in [0, 4], so
+                # TAU 1.6 = an average of 0.4 (our reading of the paper); "mean" is the literal "average", in
+                # [0, 1], under which the paper's 1.6 never fires.
+                "EXIT_SCORE": "sum",
             },
             "HEAD": {  # the embedding-to-word network shared by every exit: LayerNorm + MLP + softmax
                 "N_BINS": 4000,  # paper: vocabulary of 4000 values per coordinate
@@ -308,6 +310,7 @@ def fastseqtrack_errors(cfg: Any) -> list[str]:
         # The fixed 2-D sin-cos tables (scratch position embeddings, decoder key positions) need 4 | dim.
         if dim % 4:
             errors.append(f"MODEL.{section}.EMBED_DIM ({dim}) must be a multiple of 4")
+    errors += choice_errors([("MODEL.DECODER.EXIT_SCORE", model.DECODER.EXIT_SCORE, ("sum", "mean"))])
     if model.HEAD.N_BINS < 2:
         errors.append(f"MODEL.HEAD.N_BINS must be >= 2, got {model.HEAD.N_BINS}")
     if data.TEMPLATE.NUMBER not in (1, 2):

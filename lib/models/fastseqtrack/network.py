@@ -17,10 +17,11 @@ Architecture (paper section 3.2; the choices where the paper is vague are config
   skipped), exit ``l`` applies it after decoder layer ``l``; ``N + 1`` exits in all.
 
 Training (:meth:`FastSeqTrackNetwork.forward`) returns the logits of every exit. Inference
-(:meth:`FastSeqTrackNetwork.track`) runs the decoder layer by layer and stops at the first exit whose *score* --
-the mean over the 4 coordinates of the largest window-penalised probability -- is above ``tau``; the last exit is
-taken when none fires. The score lies in [0, 1], so any ``tau >= 1`` (the paper's 1.6 included) always runs the
-whole decoder.
+(:meth:`FastSeqTrackNetwork.track`) runs the decoder layer by layer and stops at the first exit whose *score* is
+above ``tau``; the last exit is taken when none fires. The score (``MODEL.DECODER.EXIT_SCORE``) is the sum over the 4
+coordinates of the largest window-penalised probability, in [0, 4], so the paper's tau = 1.6 asks for an average of
+0.4 (its "average softmax score" cannot exceed 1); "mean" gives the literal average, in [0, 1], under which any
+``tau >= 1`` always runs the whole decoder.
 """
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ class FastSeqTrackSpec(CropGeometry):
     n_bins: int = 4000
     head_layers: int = 3
     drop_path_rate: float = 0.1
+    #: Exit score compared with tau: "sum" (over cx, cy, w, h of the largest penalised probability, in [0, 4]; the
+    #: reading under which the paper's tau = 1.6 is reachable) or "mean" (the literal "average", in [0, 1]).
+    exit_score: str = "sum"
 
     @property
     def num_exits(self) -> int:
@@ -78,7 +82,7 @@ class ExitDecision:
 
     box: Tensor  # (B, 4) cx, cy, w, h in normalised search-crop units, from the exit taken
     exit: Tensor  # (B,) int64: 0 = before the first decoder layer, l = after decoder layer l
-    score: Tensor  # (B,) the exit score at the exit taken (mean of the 4 largest penalised probabilities)
+    score: Tensor  # (B,) the exit score at the exit taken (sum or mean of the 4 largest penalised probabilities)
     logits: Tensor  # (B, 4, n_bins) raw logits at the exit taken
 
 
@@ -250,13 +254,15 @@ class FastSeqTrackNetwork(nn.Module):
         """(B, 4, n_bins) logits -> the box (B, 4) of the most likely penalised words, and the exit score (B,).
 
         The probabilities are multiplied by ``window`` (4, n_bins) without renormalising, as the paper describes;
-        the score is the mean over the 4 coordinates of the largest penalised probability, so it lies in [0, 1].
+        the score is the sum (``exit_score`` "sum", in [0, 4]) or the mean ("mean", in [0, 1]) over the 4
+        coordinates of the largest penalised probability.
         """
         probs = logits.float().softmax(dim=-1)
         if window is not None:
             probs = probs * window
         top, words = probs.max(dim=-1)
-        return self.bin_values[words], top.mean(dim=-1)
+        score = top.sum(dim=-1) if self.spec.exit_score == "sum" else top.mean(dim=-1)
+        return self.bin_values[words], score
 
     @torch.no_grad()
     def track(self, templates: Optional[TemplateInput], search: Tensor, *, tau: Optional[float] = None,
@@ -272,8 +278,8 @@ class FastSeqTrackNetwork(nn.Module):
 
         At exit ``e`` = 0, 1, .., N the shared head decodes the current tracking tokens; a sample stops at the first
         exit whose score is strictly above ``tau`` (default ``self.tau``), or at exit N. Only the samples still
-        running go through the next decoder layer, so a batch costs what its samples need. ``tau >= 1`` never
-        stops early (the score is at most 1).
+        running go through the next decoder layer, so a batch costs what its samples need. ``tau`` at or above the
+        score's maximum (4 for "sum", 1 for "mean") never stops early.
         """
         tau = self.tau if tau is None else float(tau)
         batch, last = tokens.shape[0], len(self.decoder)
@@ -317,4 +323,5 @@ def spec_from_config(cfg: Any) -> FastSeqTrackSpec:
         n_bins=model.HEAD.N_BINS,
         head_layers=model.HEAD.NUM_LAYERS,
         drop_path_rate=cfg.TRAIN.DROP_PATH_RATE,
+        exit_score=model.DECODER.EXIT_SCORE,
     )

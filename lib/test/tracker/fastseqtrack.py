@@ -12,8 +12,9 @@ image and clip the box (``clip_box``, margin 10) as the FARTrack trackers do; ev
 (paper: 1) replace the dynamic template with a crop (``TEST.TEMPLATE_FACTOR``, ``TEST.TEMPLATE_SIZE``) around the
 new box.
 
-``best_score`` is the exit score of the exit taken (mean over the 4 coordinates of the largest penalised
-probability, in [0, 1]); ``exit`` is its index: 0 = before the first decoder layer, ``l`` = after layer ``l``.
+``best_score`` is the confidence of the exit taken: the mean over the 4 coordinates of the largest penalised
+probability, in [0, 1], whichever ``MODEL.DECODER.EXIT_SCORE`` reading compares it with tau (the "sum" exit score
+is 4 x this mean), so confidence thresholds such as the OpenCV-style wrapper's keep their scale; ``exit`` is its index: 0 = before the first decoder layer, ``l`` = after layer ``l``.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lib.models.fastseqtrack.network import FastSeqTrackNetwork, hanning_window
+from lib.models.fastseqtrack.network import NUM_TRACK_TOKENS, FastSeqTrackNetwork, hanning_window
 from lib.test.tracker.backends import normalise_crop
 from lib.utils.box_ops import checked_init_box, clip_box, map_box_back
 from lib.utils.crop import sample_target
@@ -125,5 +126,6 @@ class FastSeqTrackTracker:
                               margin=params.clip_margin)
         if params.num_templates > 1 and self.frame_id % params.update_interval == 0:
             self.dynamic_template = self._template_tokens(image, self.state)
-        return {"target_bbox": list(self.state), "best_score": float(decision.score[0]),
+        confidence = float(decision.score[0]) / (NUM_TRACK_TOKENS if self.net.spec.exit_score == "sum" else 1)
+        return {"target_bbox": list(self.state), "best_score": confidence,
                 "exit": int(decision.exit[0])}
